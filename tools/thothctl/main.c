@@ -476,6 +476,27 @@ static const char *span_text(uint64_t ns, char *buf, size_t cap)
 	return buf;
 }
 
+/* One lifecycle event as a JSON object's members (no braces): what
+ * thothctl status --json and status --watch --json print. */
+void thothctl_lifecycle_event_json(const thoth_daemon_LifecycleEvent_t *e, uint64_t now)
+{
+	printf("\"kind\":");
+	thothctl_json_str(e->kind.ptr, e->kind.len);
+	printf(",\"at_unix_ns\":%llu,\"at_ns\":%llu,\"ago_ns\":%llu,\"service\":",
+	       (unsigned long long)e->at_unix_ns, (unsigned long long)e->at_ns,
+	       (unsigned long long)(now > e->at_ns ? now - e->at_ns : 0));
+	thothctl_json_str(e->service.ptr, e->service.len);
+	printf(",\"version\":");
+	thothctl_json_str(e->version.ptr, e->version.len);
+	printf(",\"lease\":\"%016llx\",\"pid\":%u,\"pid_state\":", (unsigned long long)e->lease,
+	       e->pid);
+	thothctl_json_str(e->pid_state.ptr, e->pid_state.len);
+	printf(",\"gap_ns\":%llu,\"previous_pid\":%u,\"predecessor_pid\":%u,"
+	       "\"predecessor_started_unix_ns\":%llu",
+	       (unsigned long long)e->gap_ns, e->previous_pid, e->predecessor_pid,
+	       (unsigned long long)e->predecessor_started_unix_ns);
+}
+
 /* The lifecycle history of Daemon.status (1.5), as JSON members after
  * the others: "events" (null from an older thothd, which keeps none),
  * "events_dropped", "events_capacity". */
@@ -489,22 +510,9 @@ static void status_events_json(const thoth_daemon_Daemon_status_resp_t *st, uint
 	}
 	printf("[");
 	for (uint32_t i = 0; i < st->events.count; i++) {
-		const thoth_daemon_LifecycleEvent_t *e = &st->events.items[i];
-		printf("%s{\"kind\":", i ? "," : "");
-		thothctl_json_str(e->kind.ptr, e->kind.len);
-		printf(",\"at_unix_ns\":%llu,\"at_ns\":%llu,\"ago_ns\":%llu,\"service\":",
-		       (unsigned long long)e->at_unix_ns, (unsigned long long)e->at_ns,
-		       (unsigned long long)(now > e->at_ns ? now - e->at_ns : 0));
-		thothctl_json_str(e->service.ptr, e->service.len);
-		printf(",\"version\":");
-		thothctl_json_str(e->version.ptr, e->version.len);
-		printf(",\"lease\":\"%016llx\",\"pid\":%u,\"pid_state\":", (unsigned long long)e->lease,
-		       e->pid);
-		thothctl_json_str(e->pid_state.ptr, e->pid_state.len);
-		printf(",\"gap_ns\":%llu,\"previous_pid\":%u,\"predecessor_pid\":%u,"
-		       "\"predecessor_started_unix_ns\":%llu}",
-		       (unsigned long long)e->gap_ns, e->previous_pid, e->predecessor_pid,
-		       (unsigned long long)e->predecessor_started_unix_ns);
+		printf("%s{", i ? "," : "");
+		thothctl_lifecycle_event_json(&st->events.items[i], now);
+		printf("}");
 	}
 	printf("]");
 }
@@ -512,6 +520,34 @@ static void status_events_json(const thoth_daemon_Daemon_status_resp_t *st, uint
 static bool is_kind(const thoth_daemon_LifecycleEvent_t *e, const char *kind)
 {
 	return e->kind.len == strlen(kind) && memcmp(e->kind.ptr, kind, e->kind.len) == 0;
+}
+
+/* One lifecycle event as a line (newline included): when (UTC, and how
+ * long ago), what, and what it says of the process.  thothctl status and
+ * status --watch. */
+void thothctl_lifecycle_event_text(const thoth_daemon_LifecycleEvent_t *e, uint64_t now)
+{
+	char when[48], ago[32], gap[32], pred[48];
+	printf("%s  %s ago  %-12s ", utc_text(e->at_unix_ns, when, sizeof when),
+	       span_text(now > e->at_ns ? now - e->at_ns : 0, ago, sizeof ago),
+	       peertext_text(e->kind.ptr, e->kind.len));
+	if (is_kind(e, "started")) {
+		printf("thothd pid %u", e->pid);
+		if (e->predecessor_pid)
+			printf(", replacing pid %u (started %s), which did not stop cleanly "
+			       "(killed or crashed)", e->predecessor_pid,
+			       utc_text(e->predecessor_started_unix_ns, pred, sizeof pred));
+		printf("\n");
+		return;
+	}
+	printf("%s %s pid %u", peertext_text(e->service.ptr, e->service.len),
+	       peertext_text(e->version.ptr, e->version.len), e->pid);
+	if (is_kind(e, "lost"))
+		printf(": its connection closed while registered; process %s",
+		       peertext_text(e->pid_state.ptr, e->pid_state.len));
+	else if (is_kind(e, "reregistered"))
+		printf(", %s after pid %u was lost", span_text(e->gap_ns, gap, sizeof gap), e->previous_pid);
+	printf("\n");
 }
 
 /* The same as text, newest last: when (absolute, UTC, and how long ago),
@@ -530,29 +566,8 @@ static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint
 		printf("; %llu older dropped", (unsigned long long)st->events_dropped);
 	printf(")\n");
 	for (uint32_t i = 0; i < st->events.count; i++) {
-		const thoth_daemon_LifecycleEvent_t *e = &st->events.items[i];
-		char when[48], ago[32], gap[32], pred[48];
-		printf("    %s  %s ago  %-12s ", utc_text(e->at_unix_ns, when, sizeof when),
-		       span_text(now > e->at_ns ? now - e->at_ns : 0, ago, sizeof ago),
-		       peertext_text(e->kind.ptr, e->kind.len));
-		if (is_kind(e, "started")) {
-			printf("thothd pid %u", e->pid);
-			if (e->predecessor_pid)
-				printf(", replacing pid %u (started %s), which did not stop cleanly "
-				       "(killed or crashed)", e->predecessor_pid,
-				       utc_text(e->predecessor_started_unix_ns, pred, sizeof pred));
-			printf("\n");
-			continue;
-		}
-		printf("%s %s pid %u", peertext_text(e->service.ptr, e->service.len),
-		       peertext_text(e->version.ptr, e->version.len), e->pid);
-		if (is_kind(e, "lost"))
-			printf(": its connection closed while registered; process %s",
-			       peertext_text(e->pid_state.ptr, e->pid_state.len));
-		else if (is_kind(e, "reregistered"))
-			printf(", %s after pid %u was lost", span_text(e->gap_ns, gap, sizeof gap),
-			       e->previous_pid);
-		printf("\n");
+		printf("    ");
+		thothctl_lifecycle_event_text(&st->events.items[i], now);
 	}
 }
 

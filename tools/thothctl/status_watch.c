@@ -6,6 +6,17 @@
  * wake-up, so a monitor polling it does not load thothd's one thread.
  * A thothd that is gone leaves its last status in the table (and the
  * uptime would go on growing): thothd's pidfd ends the watch when it exits.
+ *
+ * Lifecycle events (OBS-3: registered, lost, reregistered, ...) as they
+ * come, each once, never the history again (hist46: the watch showed
+ * none).  The table's generation moves at every registration and removal
+ * (a renewal leaves it): only then is thothd asked (Daemon.status with
+ * its events, on one connection kept open), so an idle watch still costs
+ * it nothing; the first look shows the events recorded since the watch
+ * began.  An event's number, seq, is its place in thothd's history
+ * since thothd started (events_dropped + its index: "started" is 0); the
+ * watch shows those past the last it showed, and says how many went by
+ * unseen when more than the history holds (64) came between two looks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +35,98 @@
 #include "thothctl.h"
 
 static volatile sig_atomic_t interrupted;
+
+typedef struct watch_events {
+	thoth_control_t ctl;
+	bool connected;
+	bool off;                       /* not asked again (said once on stderr) */
+	bool have_base;                 /* NEXT_SEQ set by a first look */
+	uint32_t generation;            /* the table's at the last look (or the start) */
+	uint64_t start_ns;              /* the watch's start (CLOCK_MONOTONIC, as at_ns) */
+	uint64_t next_seq;              /* the first event not shown yet */
+} watch_events_t;
+
+static void events_off(watch_events_t *w, const char *why)
+{
+	fprintf(stderr, "thothctl: status --watch: no lifecycle events: %s; the status lines go on\n", why);
+	w->off = true;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The events thothd recorded since the last look, once the table says
+ * the registry changed: nothing is asked before (the first look shows
+ * those recorded since the watch began). */
+static void events_poll(watch_events_t *w, const thoth_rtable_t *t, const thothctl_opts_t *opts)
+{
+	if (w->off)
+		return;
+	uint32_t gen = thoth_rtable_generation(t);
+	if (gen == w->generation)
+		return;
+	if (!w->connected) {
+		if (thothctl_connect(&w->ctl, opts->runtime_dir)) {
+			events_off(w, "cannot connect to thothd's control socket");
+			return;
+		}
+		w->connected = true;
+	}
+	thoth_daemon_Daemon_status_req_t req = { .with_events = true };
+	thoth_daemon_Daemon_status_resp_t st;
+	static _Alignas(16) uint8_t scratch[256 * 1024];        /* as cmd_status's */
+	thoth_arena_t arena;
+	thoth_arena_init(&arena, scratch, sizeof scratch);
+	int r = thoth_daemon_Daemon_status(&w->ctl.client, &req, &st, &arena);
+	if (r) {
+		events_off(w, thoth_strerror(r));
+		return;
+	}
+	if (!st.events_capacity) {
+		events_off(w, "this thothd keeps none (older than Daemon 1.5)");
+		return;
+	}
+	uint64_t first = st.events_dropped, end = first + st.events.count;
+	uint64_t now = mono_ns();
+	w->generation = gen;
+	if (!w->have_base) {            /* from the first recorded since the start */
+		w->have_base = true;
+		w->next_seq = end;
+		for (uint32_t i = 0; i < st.events.count; i++)
+			if (st.events.items[i].at_ns >= w->start_ns) {
+				w->next_seq = first + i;
+				break;
+			}
+	} else if (first > w->next_seq) {
+		uint64_t unseen = first - w->next_seq;
+		if (opts->json)
+			printf("{\"events_unseen\":%llu}\n", (unsigned long long)unseen);
+		else
+			printf("  %llu event%s came and went between two looks (thothd keeps the last %u): "
+			       "thothctl status and its log have them\n", (unsigned long long)unseen,
+			       unseen == 1 ? "" : "s", st.events_capacity);
+	}
+	for (uint32_t i = 0; i < st.events.count; i++) {
+		uint64_t seq = first + i;
+		if (seq < w->next_seq)
+			continue;
+		if (opts->json) {
+			printf("{\"seq\":%llu,", (unsigned long long)seq);
+			thothctl_lifecycle_event_json(&st.events.items[i], now);
+			printf("}\n");
+		} else {
+			printf("  event %llu  ", (unsigned long long)seq);
+			thothctl_lifecycle_event_text(&st.events.items[i], now);
+		}
+	}
+	if (end > w->next_seq)
+		w->next_seq = end;
+	fflush(stdout);
+}
 
 static void on_signal(int signo)
 {
@@ -84,6 +187,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	thoth_rtable_status_t prev, cur;
+	watch_events_t ev = { .generation = thoth_rtable_generation(t), .start_ns = mono_ns() };
 	bool have_prev = false, pid_checked = false;
 	int status = 0, pidfd = -1;
 	while (!interrupted) {
@@ -115,6 +219,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 				pidfd = -1;
 			}
 		}
+		events_poll(&ev, t, opts);       /* before the line: the events it counts */
 		print_status(&cur, have_prev ? &prev : NULL, opts->json);
 		prev = cur;
 		have_prev = true;
@@ -129,6 +234,8 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	}
 	if (pidfd >= 0)
 		close(pidfd);
+	if (ev.connected)
+		thoth_control_close(&ev.ctl);
 	thoth_rtable_close(t);
 	return status;
 }
