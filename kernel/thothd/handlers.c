@@ -54,24 +54,6 @@ static void log_refusal(thothd_call_t *call, const char *what, int status)
 /* ---- Registry ---------------------------------------------------------------------- */
 
 
-/* The end of a burst of "registered" lines suppressed: their count said
- * 1 s after the first suppressed (a bucket of 5 a second has a line back
- * by then), not at the next registration, maybe hours on. */
-static void register_log_flush(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
-{
-	thothd_t *d = arg;
-	d->register_log_timer = NULL;   /* fired, not re-armed: freed by the loop */
-	thothd_log_limit_flush(&d->register_log, THOTHD_LOG_INFO, "registered");
-}
-
-static void arm_register_log_flush(thothd_t *d)
-{
-	if (!d->loop || d->register_log_timer)
-		return;
-	if (thoth_loop_add_timer(d->loop, thoth_loop_now(d->loop) + 1000000000ull, 100000000ull,
-				 register_log_flush, d, &d->register_log_timer))
-		d->register_log_timer = NULL;   /* said at the next line that passes */
-}
 static int on_register(void *self, const thoth_registry_Registry_register_req_t *req,
 		       thoth_registry_Registry_register_resp_t *resp, thoth_arena_t *arena)
 {
@@ -110,7 +92,7 @@ static int on_register(void *self, const thoth_registry_Registry_register_req_t 
 				   (int)reg.endpoint.addr.len, reg.endpoint.addr.ptr, reg.endpoint.numa_node,
 				   (unsigned long long)resp->lease, reg.ttl_ms, call->client->pid);
 		if (d->register_log.suppressed)
-			arm_register_log_flush(d);
+			thothd_arm_log_flush(d);
 	}
 	return r;
 }

@@ -141,6 +141,26 @@ uint64_t thothd_thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The end of a burst of registered or lost lines suppressed: their count
+ * said 1 s after the first suppressed (a bucket of 5 a second has a line
+ * back by then), not at the next such line, maybe hours on. */
+static void log_flush_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_t *d = arg;
+	d->log_flush_timer = NULL;      /* fired, not re-armed: freed by the loop */
+	thothd_log_limit_flush(&d->register_log, THOTHD_LOG_INFO, "registered");
+	thothd_log_limit_flush(&d->lost_log, THOTHD_LOG_INFO, "lost");
+}
+
+void thothd_arm_log_flush(thothd_t *d)
+{
+	if (!d->loop || d->log_flush_timer)
+		return;
+	if (thoth_loop_add_timer(d->loop, thoth_loop_now(d->loop) + 1000000000ull, 100000000ull,
+				 log_flush_fired, d, &d->log_flush_timer))
+		d->log_flush_timer = NULL;      /* said at the next line that passes */
+}
+
 /* Every registry change: mirrored into the shared resolve table (SCALE-2)
  * and, when federated, into etcd (change_hook: issue 19). */
 static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst)
@@ -157,6 +177,8 @@ static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_
 				   "lost %.*s %.*s (pid %u, lease %016llx): its connection closed while "
 				   "registered", (int)reg->name.len, reg->name.ptr, (int)reg->version.len,
 				   reg->version.ptr, reg->endpoint.pid, (unsigned long long)inst->lease);
+	if (d->lost_log.suppressed)
+		thothd_arm_log_flush(d);
 	if (kind != THOTH_REGISTRY_RENEWED)
 		thothd_pm_registry_changed(d->pm);      /* PM-2: bounds attached to resolves */
 	if (d->change_hook)
@@ -1200,8 +1222,8 @@ void thothd_free(thothd_t *d)
 		thoth_timer_cancel(d->loop, d->frame_timer);
 	if (d->accept_timer)
 		thoth_timer_cancel(d->loop, d->accept_timer);
-	if (d->register_log_timer)
-		thoth_timer_cancel(d->loop, d->register_log_timer);
+	if (d->log_flush_timer)
+		thoth_timer_cancel(d->loop, d->log_flush_timer);
 	thothd_timerpage_free(d);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);

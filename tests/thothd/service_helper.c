@@ -13,6 +13,9 @@
  *                                              N times on one connection (a
  *                                              client in a loop: hist46's log
  *                                              flood); prints "flooded N", exits
+ *   thothd_test_service --hold DIR NAME N      registers NAME-1 .. NAME-N on one
+ *                                              connection, prints "registered",
+ *                                              holds them until killed (N losses)
  * Prints "registered" on stdout once registered; exits on SIGTERM.
  */
 #include <signal.h>
@@ -56,6 +59,25 @@ int main(int argc, char **argv)
 		printf("flooded %ld\n", n);
 		thoth_control_close(&ctl);
 		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "--hold") == 0) {
+		thoth_control_t ctl;
+		int r = thoth_control_connect(&ctl, argv[2], 2000);
+		long n = atol(argv[4]), i = 0;
+		for (; !r && i < n; i++) {
+			char name[128];
+			snprintf(name, sizeof name, "%s-%ld", argv[3], i + 1);
+			uint64_t lease;
+			r = harness_register(&ctl, name, 60000, &lease);
+		}
+		if (r) {
+			fprintf(stderr, "hold: registration %ld: %s\n", i, thoth_strerror(r));
+			return 1;
+		}
+		printf("registered\n");
+		fflush(stdout);
+		for (;;)
+			pause();
 	}
 	bool raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
 	if (argc != 4 + raw && !(raw && argc == 6)) {

@@ -13,7 +13,10 @@
 #     sum of those counts;
 #   - a loss (kill -9 of a registered client) and an expiry during the
 #     flood still have their lines ("lost NAME ...", "1 lease expired"):
-#     the flood never takes them.
+#     the flood never takes them;
+#   - a client holding 40 registrations killed: 40 losses, each logged or
+#     counted, the count said when the burst ends ("lost: N similar lines
+#     suppressed since the last one logged").
 set -uo pipefail
 . "$(dirname "$0")/../common/thoth_test.sh"
 tt_init "$1"
@@ -79,4 +82,30 @@ assert v['thoth_thothd_log_suppressed_total{line="registered"}'] == int(sys.argv
 assert v['thoth_thothd_log_suppressed_total{line="lost"}'] == 0, v
 PYEOF
 kill -TERM "$brief"; tt_reap "$brief" || true
-echo "PASS: $N registrations: $logged lines, $said said suppressed; the loss and the expiry logged"
+
+# 40 losses at once (a client holding 40 registrations killed) on the lost
+# bucket: with goner's, 41 lost lines logged or counted (brief's lease had expired).
+tt_spawn "$HELPER" --hold "$RT" many 40 >"$RT/many.out"; many=$TT_PID
+tt_until 30 "40 registrations held" grep -q '^registered$' "$RT/many.out"
+kill -KILL "$many"; tt_reap "$many"
+lost_accounted() {
+  "$PY" - "$LOG" <<'PYEOF'
+import re, sys
+logged = said = 0
+for l in open(sys.argv[1], errors="replace"):
+    if re.search(r" info: lost \S+ 1\.0\.0 \(pid \d+, lease [0-9a-f]{16}\): its connection closed while registered", l):
+        logged += 1
+        s = re.search(r" \((\d+) similar lines? suppressed\)$", l)
+        said += int(s.group(1)) if s else 0
+    s = re.search(r" info: lost: (\d+) similar lines? suppressed since the last one logged$", l)
+    if s:
+        said += int(s.group(1))
+print(logged, said)
+PYEOF
+}
+tt_until --show "$LOG" 30 "41 losses logged or said suppressed ($(lost_accounted))" \
+  eval '[ $(lost_accounted | awk "{print \$1 + \$2}") -eq 41 ]'
+read -r lost_logged lost_said < <(lost_accounted)
+[ "$lost_said" -gt 0 ] || tt_fail "40 losses at once: $lost_logged lines logged, none suppressed"
+echo "PASS: $N registrations: $logged lines, $said said suppressed; the loss and the expiry logged;" \
+     "41 losses: $lost_logged lines, $lost_said said suppressed"
