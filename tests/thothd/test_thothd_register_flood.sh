@@ -87,6 +87,11 @@ kill -TERM "$brief"; tt_reap "$brief" || true
 # bucket: with goner's, 41 lost lines logged or counted (brief's lease had expired).
 tt_spawn "$HELPER" --hold "$RT" many 40 >"$RT/many.out"; many=$TT_PID
 tt_until 30 "40 registrations held" grep -q '^registered$' "$RT/many.out"
+# Their registered lines all said first (the flush timer has fired): only
+# the losses can arm it again.
+want=$((N + 2 + 40))
+tt_until --show "$LOG" 30 "$want registrations logged or said suppressed ($(accounted))" \
+  eval '[ $(accounted | awk "{print \$1 + \$2}") -eq $want ]'
 kill -KILL "$many"; tt_reap "$many"
 lost_accounted() {
   "$PY" - "$LOG" <<'PYEOF'
