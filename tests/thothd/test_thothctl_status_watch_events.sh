@@ -9,7 +9,9 @@
 #     reregistered, deregistered; never the history from before it began
 #     (thothd's "started", an earlier registration);
 #   - --json: one object per event with "seq" and the status --json event
-#     members, the status lines unchanged between them.
+#     members, the status lines unchanged between them;
+#   - 400 events in a burst (more than the 64 kept): each shown once or
+#     counted in {"events_unseen":N}.
 set -uo pipefail
 . "$(dirname "$0")/../common/thoth_test.sh"
 tt_init "$1"
@@ -82,4 +84,33 @@ assert ev[2]["previous_pid"] == a1 and ev[2]["gap_ns"] > 0, ev[2]
 assert ev[3]["kind"] == "lost" and ev[3]["service"] == "before", ev[3]
 PYEOF
 [ ! -s "$RT/watch.err" ] || { cat "$RT/watch.err"; tt_fail "status --watch said something on stderr"; }
-echo "PASS: status --watch showed events 2-5 once each, text and --json"
+
+# More than the history holds between two looks (a client registering and
+# withdrawing 200 times: 400 events, the history keeps 64): every one shown
+# once or counted in events_unseen, never shown twice, in order.
+tt_spawn "$THOTHCTL" --runtime-dir "$RT" --json status --watch 1000 >"$RT/flood.json" 2>"$RT/flood.jerr"; wflood=$TT_PID
+tt_until 30 "the third watch's first line" grep -q '"source":"table"' "$RT/flood.json"
+"$HELPER" --flood "$RT" flood 200 >"$RT/flood.out" || tt_fail "the flooding client failed: $(cat "$RT/flood.out")"
+flood_accounted() {
+  "$PY" - "$RT/flood.json" <<'PYEOF'
+import json, sys
+shown = unseen = 0
+seqs = []
+for l in open(sys.argv[1]):
+    try:
+        o = json.loads(l)
+    except ValueError:
+        continue                    # a line being written
+    if "seq" in o:
+        seqs.append(o["seq"])
+    unseen += o.get("events_unseen", 0)
+assert seqs == sorted(set(seqs)), seqs
+print(len(seqs) + unseen, len(seqs), unseen)
+PYEOF
+}
+tt_until --show "$RT/flood.json" 30 "400 events shown or counted unseen" \
+  eval '[ "$(flood_accounted | cut -d" " -f1)" = 400 ]'
+kill -TERM "$wflood"; tt_reap "$wflood"
+read -r total shown unseen < <(flood_accounted)
+[ "$shown" -ge 64 ] || tt_fail "400 events: only $shown shown ($unseen unseen): not even the last history's"
+echo "PASS: status --watch showed events 2-5 once each, text and --json; of 400 in a burst $shown shown, $unseen counted unseen"

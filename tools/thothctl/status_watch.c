@@ -12,8 +12,8 @@
  * none).  The table's generation moves at every registration and removal
  * (a renewal leaves it): only then is thothd asked (Daemon.status with
  * its events, on one connection kept open), so an idle watch still costs
- * it nothing; the first look shows the events recorded since the watch
- * began.  An event's number, seq, is its place in thothd's history
+ * it nothing; the first look, before the first line (the one round trip
+ * besides the table's), only finds where the history is.  An event's number, seq, is its place in thothd's history
  * since thothd started (events_dropped + its index: "started" is 0); the
  * watch shows those past the last it showed, and says how many went by
  * unseen when more than the history holds (64) came between two looks.
@@ -40,9 +40,8 @@ typedef struct watch_events {
 	thoth_control_t ctl;
 	bool connected;
 	bool off;                       /* not asked again (said once on stderr) */
-	bool have_base;                 /* NEXT_SEQ set by a first look */
-	uint32_t generation;            /* the table's at the last look (or the start) */
-	uint64_t start_ns;              /* the watch's start (CLOCK_MONOTONIC, as at_ns) */
+	bool have_base;                 /* NEXT_SEQ set by the first look */
+	uint32_t generation;            /* the table's at the last look */
 	uint64_t next_seq;              /* the first event not shown yet */
 } watch_events_t;
 
@@ -60,28 +59,38 @@ static uint64_t mono_ns(void)
 }
 
 /* The events thothd recorded since the last look, once the table says
- * the registry changed: nothing is asked before (the first look shows
- * those recorded since the watch began). */
+ * the registry changed.  The first look, before the first line (so that
+ * the lines after it cost thothd nothing), only says where the history
+ * is: what came before the watch is not shown. */
 static void events_poll(watch_events_t *w, const thoth_rtable_t *t, const thothctl_opts_t *opts)
 {
 	if (w->off)
 		return;
 	uint32_t gen = thoth_rtable_generation(t);
-	if (gen == w->generation)
+	if (w->have_base && gen == w->generation)
 		return;
-	if (!w->connected) {
-		if (thothctl_connect(&w->ctl, opts->runtime_dir)) {
-			events_off(w, "cannot connect to thothd's control socket");
-			return;
-		}
-		w->connected = true;
-	}
 	thoth_daemon_Daemon_status_req_t req = { .with_events = true };
 	thoth_daemon_Daemon_status_resp_t st;
 	static _Alignas(16) uint8_t scratch[256 * 1024];        /* as cmd_status's */
 	thoth_arena_t arena;
-	thoth_arena_init(&arena, scratch, sizeof scratch);
-	int r = thoth_daemon_Daemon_status(&w->ctl.client, &req, &st, &arena);
+	int r = -1;                     /* not asked yet */
+	/* Twice at most: a kept connection thothd closed meanwhile (an idle
+	 * one is the first it closes at its connection limit) is made again. */
+	for (int attempt = 0; attempt < 2 && r; attempt++) {
+		if (w->connected && attempt) {
+			thoth_control_close(&w->ctl);
+			w->connected = false;
+		}
+		if (!w->connected) {
+			if (thothctl_connect(&w->ctl, opts->runtime_dir)) {
+				events_off(w, "cannot connect to thothd's control socket");
+				return;
+			}
+			w->connected = true;
+		}
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		r = thoth_daemon_Daemon_status(&w->ctl.client, &req, &st, &arena);
+	}
 	if (r) {
 		events_off(w, thoth_strerror(r));
 		return;
@@ -93,21 +102,18 @@ static void events_poll(watch_events_t *w, const thoth_rtable_t *t, const thothc
 	uint64_t first = st.events_dropped, end = first + st.events.count;
 	uint64_t now = mono_ns();
 	w->generation = gen;
-	if (!w->have_base) {            /* from the first recorded since the start */
+	if (!w->have_base) {            /* where the history is: nothing shown */
 		w->have_base = true;
 		w->next_seq = end;
-		for (uint32_t i = 0; i < st.events.count; i++)
-			if (st.events.items[i].at_ns >= w->start_ns) {
-				w->next_seq = first + i;
-				break;
-			}
-	} else if (first > w->next_seq) {
+		return;
+	}
+	if (first > w->next_seq) {
 		uint64_t unseen = first - w->next_seq;
 		if (opts->json)
 			printf("{\"events_unseen\":%llu}\n", (unsigned long long)unseen);
 		else
-			printf("  %llu event%s came and went between two looks (thothd keeps the last %u): "
-			       "thothctl status and its log have them\n", (unsigned long long)unseen,
+			printf("  %llu event%s came and went between two looks, past thothd's history "
+			       "(the last %u): its log has their lines\n", (unsigned long long)unseen,
 			       unseen == 1 ? "" : "s", st.events_capacity);
 	}
 	for (uint32_t i = 0; i < st.events.count; i++) {
@@ -187,9 +193,12 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	thoth_rtable_status_t prev, cur;
-	watch_events_t ev = { .generation = thoth_rtable_generation(t), .start_ns = mono_ns() };
+	watch_events_t ev = { 0 };
 	bool have_prev = false, pid_checked = false;
 	int status = 0, pidfd = -1;
+	/* Where thothd's history is, before the first line: every line after
+	 * it (the first included) costs thothd nothing. */
+	events_poll(&ev, t, opts);
 	while (!interrupted) {
 		r = thoth_rtable_status(t, &cur);
 		if (r) {
