@@ -171,13 +171,13 @@ static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_
 				(thothd_pid_state_t)d->closing_state);
 	const thoth_registry_Registration_t *reg = &inst->registration;
 	if (kind == THOTH_REGISTRY_CHANGE_KIND_REMOVED && d->closing_state != THOTHD_PID_NOT_LOST &&
-	    reg->endpoint.locality != THOTH_COMMON_LOCALITY_REMOTE)
+	    reg->endpoint.locality != THOTH_COMMON_LOCALITY_REMOTE && !d->freeing)
 		/* Its own bucket: never taken by a registration flood. */
 		thothd_log_limited(&d->lost_log, THOTHD_LOG_INFO,
 				   "lost %.*s %.*s (pid %u, lease %016llx): its connection closed while "
 				   "registered", (int)reg->name.len, reg->name.ptr, (int)reg->version.len,
 				   reg->version.ptr, reg->endpoint.pid, (unsigned long long)inst->lease);
-	if (d->lost_log.suppressed)
+	if (d->lost_log.suppressed && !d->freeing)
 		thothd_arm_log_flush(d);
 	if (kind != THOTH_REGISTRY_RENEWED)
 		thothd_pm_registry_changed(d->pm);      /* PM-2: bounds attached to resolves */
@@ -1201,7 +1201,9 @@ void thothd_free(thothd_t *d)
 		return;
 	/* Deferred work first: it uses the tracer and answers clients. */
 	thothd_jobs_free(d);
-	/* Shutting down: the services live on and keep their sockets. */
+	/* Shutting down: the services live on and keep their sockets; the
+	 * clients closed below are not lost (no "lost" lines). */
+	d->freeing = true;
 	thothd_endpoints_free(d->endpoints);
 	d->endpoints = NULL;
 	while (d->clients) {

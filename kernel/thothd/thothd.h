@@ -240,6 +240,9 @@ struct thothd {
 	 * burst ends (thothd_arm_log_flush, thothd_log_limit_flush). */
 	thothd_log_limit_t register_log, lost_log;
 	thoth_timer_t *log_flush_timer;
+	/* thothd_free under way: the clients it closes are not lost (the
+	 * services live on), so no "lost" line and no flush timer armed. */
+	bool freeing;
 };
 
 /* A timer that says, 1 s on, how many registered and lost lines the log's

@@ -112,5 +112,12 @@ tt_until --show "$LOG" 30 "41 losses logged or said suppressed ($(lost_accounted
   eval '[ $(lost_accounted | awk "{print \$1 + \$2}") -eq 41 ]'
 read -r lost_logged lost_said < <(lost_accounted)
 [ "$lost_said" -gt 0 ] || tt_fail "40 losses at once: $lost_logged lines logged, none suppressed"
+# thothd stopping (SIGTERM) with registrations held: the services live on,
+# none is lost, and no "lost" line says otherwise (each was logged before).
+tt_spawn "$HELPER" --hold "$RT" stays 3 >"$RT/stays.out"; stays=$TT_PID
+tt_until 30 "3 registrations held" grep -q '^registered$' "$RT/stays.out"
+kill -TERM "$THOTHD_PID"; tt_reap "$THOTHD_PID" || tt_fail "thothd did not stop cleanly on SIGTERM"
+grep -q ' info: stopped$' "$LOG" || tt_fail "thothd's log does not end with its stop"
+! grep -E ' info: lost stays-' "$LOG" || tt_fail "thothd stopping logged its clients' registrations as lost"
 echo "PASS: $N registrations: $logged lines, $said said suppressed; the loss and the expiry logged;" \
      "41 losses: $lost_logged lines, $lost_said said suppressed"
