@@ -67,8 +67,9 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	char raw[1024], text[4 * sizeof raw];
 	int want = vsnprintf(raw, sizeof raw, fmt, ap);
-	/* TEXT holds 4 bytes a byte (\xHH; \u{XXXX} is at most 2.7 a
-	 * byte): never cut by the escaping.  A
+	/* TEXT holds 4 bytes a byte: never cut by the escaping (\xHH is 4
+	 * a byte, and so is \u{XXXX} of a 2-byte letter: U+00AD, U+061C,
+	 * "\u{00ad}"; 2.7 of a 3-byte one, 2.25 of a 4-byte one).  A
 	 * line longer than RAW ends "..." after its last whole letter, as
 	 * libthoth's do: cut silently, it looked whole. */
 	peertext_cut(text, sizeof text, raw, strlen(raw), want >= (int)sizeof raw);
