@@ -53,7 +53,6 @@ static void log_refusal(thothd_call_t *call, const char *what, int status)
 
 /* ---- Registry ---------------------------------------------------------------------- */
 
-
 static int on_register(void *self, const thoth_registry_Registry_register_req_t *req,
 		       thoth_registry_Registry_register_resp_t *resp, thoth_arena_t *arena)
 {
