@@ -5,7 +5,13 @@
 #   - text_escaped: code points shown as \u{X}, never as they are:
 #     Default_Ignorable_Code_Point (DerivedCoreProperties.txt: zero-width
 #     and invisible characters, the bidi controls among them), Bidi_Control
-#     (PropList.txt) and the line and paragraph separators (Zl, Zp);
+#     (PropList.txt), every format character (General_Category Cf: also
+#     those that are not Default_Ignorable, such as the Arabic number
+#     signs U+0600..U+0605 and U+06DD, the Syriac abbreviation mark
+#     U+070F, U+08E2, the Kaithi number sign U+110BD and the interlinear
+#     annotation controls U+FFF9..U+FFFB, which a terminal shows as a
+#     glyph or nothing, or lets change the text around them) and the line
+#     and paragraph separators (Zl, Zp: U+2028, U+2029);
 #   - text_zero: width 0 (a combining mark: Mn, Me; a Hangul medial vowel or
 #     final consonant: Hangul_Syllable_Type V, T);
 #   - text_wide: width 2 (East_Asian_Width W or F: CJK, fullwidth forms,
@@ -69,7 +75,7 @@ print <<"HEAD";
 #define TEXT_UNICODE_VERSION "$v"
 
 HEAD
-print table("text_escaped", ranges("Default_Ignorable_Code_Point", "Bidi_Control",
+print table("text_escaped", ranges("Default_Ignorable_Code_Point", "Bidi_Control", "General_Category=Cf",
 				   "General_Category=Zl", "General_Category=Zp"));
 print "\n";
 print table("text_zero", ranges("General_Category=Mn", "General_Category=Me",

@@ -81,10 +81,17 @@ static int on_register(void *self, const thoth_registry_Registry_register_req_t 
 	if (r > 0) {
 		log_refusal(call, "register", r);
 	} else if (!r) {
-		thothd_info("registered %.*s %.*s at %.*s (numa %u, lease %016llx, ttl %u ms, pid %u)",
-			    (int)reg.name.len, reg.name.ptr, (int)reg.version.len, reg.version.ptr,
-			    (int)reg.endpoint.addr.len, reg.endpoint.addr.ptr, reg.endpoint.numa_node,
-			    (unsigned long long)resp->lease, reg.ttl_ms, call->client->pid);
+		/* Limited (hist46): a client registering and withdrawing in a
+		 * loop wrote a line per turn.  The lifecycle history keeps
+		 * every one (thothctl status); a loss and an expiry have
+		 * lines of their own that this never takes. */
+		thothd_log_limited(&d->register_log, THOTHD_LOG_INFO,
+				   "registered %.*s %.*s at %.*s (numa %u, lease %016llx, ttl %u ms, pid %u)",
+				   (int)reg.name.len, reg.name.ptr, (int)reg.version.len, reg.version.ptr,
+				   (int)reg.endpoint.addr.len, reg.endpoint.addr.ptr, reg.endpoint.numa_node,
+				   (unsigned long long)resp->lease, reg.ttl_ms, call->client->pid);
+		if (d->register_log.suppressed)
+			thothd_arm_log_flush(d);
 	}
 	return r;
 }

@@ -1699,6 +1699,23 @@ int thothd_live_metrics(thothd_live_t *l, char **text, size_t *len)
 	fprintf(f, "thoth_registry_watches %zu\n", thoth_registry_watch_count(d->registry));
 	/* lifecycle (OBS-3): losses per service, bounded labels */
 	thothd_lifecycle_metrics(d->lifecycle, f);
+	/* the log's rate limits: what a flood cost in lines not written */
+	metric_head(f, "thoth_thothd_log_suppressed_total", "counter",
+		    "Log lines thothd did not write under a rate limit (a peer repeating what logs a "
+		    "line: registering in a loop, refused or dropped connections, losses); the log says "
+		    "each count when lines pass again or the burst ends.");
+	const struct {
+		const char *line;
+		const thothd_log_limit_t *limit;
+	} limits[] = {
+		{ "registered", &d->register_log },
+		{ "lost", &d->lost_log },
+		{ "refused", &d->refuse_log },
+		{ "dropped", &d->drop_log },
+	};
+	for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+		fprintf(f, "thoth_thothd_log_suppressed_total{line=\"%s\"} %llu\n", limits[i].line,
+			(unsigned long long)limits[i].limit->suppressed_total);
 
 	/* cpuidle: what node_exporter lacks (per state usage/time/above/below) */
 	cpuidle_metric(f, l, "thoth_cpuidle_state_usage_total",

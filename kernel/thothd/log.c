@@ -13,9 +13,13 @@
  * a code point's boundary and ends "...".  A backslash is written \\ (loose38): a peer's
  * text holding a literal "\x1b" read the same as an escaped ESC before.
  * Nothing is escaped before it gets here (federation's keys neither).
- * The escaping is thoth__why_text (kernel/ipc/why_text.c), the one that
- * libthoth applies to a peer's refusal and remote error text: one rule,
- * not two copies that could drift.
+ * A character that is invisible or reorders the line -- a bidi control
+ * (U+202E turned "svc\u{202e}gol.evil" into a line that read otherwise),
+ * any format character (Cf), U+2028/U+2029, a Default_Ignorable one --
+ * is written \u{XXXX} (hist46): a peer's name could make the line lie.
+ * The escaping is thothctl's (tools/peertext, peertext_cut): one rule for
+ * what thothctl prints and what thothd logs, and no copy of its Unicode
+ * tables; a static library of the tools, never exported by libthoth.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,7 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "why.h"
+#include "peertext.h"
 
 static thothd_log_level_t current_level = THOTHD_LOG_INFO;
 
@@ -63,10 +67,12 @@ static void log_line(thothd_log_level_t level, const char *fmt, va_list ap, uint
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	char raw[1024], text[4 * sizeof raw];
 	int want = vsnprintf(raw, sizeof raw, fmt, ap);
-	/* TEXT holds 4 bytes a byte (\xHH): never cut by the escaping.  A
+	/* TEXT holds 4 bytes a byte: never cut by the escaping (\xHH is 4
+	 * a byte, and so is \u{XXXX} of a 2-byte letter: U+00AD, U+061C,
+	 * "\u{00ad}"; 2.7 of a 3-byte one, 2.25 of a 4-byte one).  A
 	 * line longer than RAW ends "..." after its last whole letter, as
 	 * libthoth's do: cut silently, it looked whole. */
-	thoth__why_text_cut(text, sizeof text, raw, strlen(raw), want >= (int)sizeof raw);
+	peertext_cut(text, sizeof text, raw, strlen(raw), want >= (int)sizeof raw);
 	char more[64] = "";
 	if (suppressed)
 		snprintf(more, sizeof more, " (%llu similar lines suppressed)",
@@ -101,6 +107,7 @@ void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, con
 	limit->last_ns = now;
 	if (limit->tokens < 1.0) {
 		limit->suppressed++;
+		limit->suppressed_total++;
 		return;
 	}
 	limit->tokens -= 1.0;
@@ -109,4 +116,14 @@ void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, con
 	log_line(level, fmt, ap, limit->suppressed);
 	va_end(ap);
 	limit->suppressed = 0;
+}
+
+bool thothd_log_limit_flush(thothd_log_limit_t *limit, thothd_log_level_t level, const char *what)
+{
+	if (!limit->suppressed || !thothd_log_enabled(level))
+		return false;
+	thothd_log(level, "%s: %llu similar line%s suppressed since the last one logged", what,
+		   (unsigned long long)limit->suppressed, limit->suppressed == 1 ? "" : "s");
+	limit->suppressed = 0;
+	return true;
 }

@@ -34,11 +34,18 @@ typedef struct thothd_log_limit {
 	double per_second, burst;
 	double tokens;
 	uint64_t last_ns;               /* 0: never used (the bucket starts full) */
-	uint64_t suppressed;
+	uint64_t suppressed;             /* since the last line said so */
+	uint64_t suppressed_total;       /* ever (a metric) */
 } thothd_log_limit_t;
 
 void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The end of a burst: when LIMIT has lines suppressed that no line has
+ * said yet (none passed since), one line "WHAT: N similar lines
+ * suppressed" now, outside the bucket; returns whether it wrote one.
+ * A caller arms a timer for it when a line is suppressed, so that a
+ * flood's count is said when it ends, not at the next line, hours on. */
+bool thothd_log_limit_flush(thothd_log_limit_t *limit, thothd_log_level_t level, const char *what);
 
 #define thothd_error(...) thothd_log(THOTHD_LOG_ERROR, __VA_ARGS__)
 #define thothd_warn(...) thothd_log(THOTHD_LOG_WARN, __VA_ARGS__)

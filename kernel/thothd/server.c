@@ -141,6 +141,26 @@ uint64_t thothd_thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The end of a burst of registered or lost lines suppressed: their count
+ * said 1 s after the first suppressed (a bucket of 5 a second has a line
+ * back by then), not at the next such line, maybe hours on. */
+static void log_flush_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
+{
+	thothd_t *d = arg;
+	d->log_flush_timer = NULL;      /* fired, not re-armed: freed by the loop */
+	thothd_log_limit_flush(&d->register_log, THOTHD_LOG_INFO, "registered");
+	thothd_log_limit_flush(&d->lost_log, THOTHD_LOG_INFO, "lost");
+}
+
+void thothd_arm_log_flush(thothd_t *d)
+{
+	if (!d->loop || d->log_flush_timer)
+		return;
+	if (thoth_loop_add_timer(d->loop, thoth_loop_now(d->loop) + 1000000000ull, 100000000ull,
+				 log_flush_fired, d, &d->log_flush_timer))
+		d->log_flush_timer = NULL;      /* said at the next line that passes */
+}
+
 /* Every registry change: mirrored into the shared resolve table (SCALE-2)
  * and, when federated, into etcd (change_hook: issue 19). */
 static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_t *inst)
@@ -149,6 +169,16 @@ static void thothd_on_change(void *arg, int kind, const thoth_registry_Instance_
 	thothd_rtable_on_change(d, kind, inst);
 	thothd_lifecycle_change(d->lifecycle, kind, inst, thothd_now(d), d->closing_pidfd,
 				(thothd_pid_state_t)d->closing_state);
+	const thoth_registry_Registration_t *reg = &inst->registration;
+	if (kind == THOTH_REGISTRY_CHANGE_KIND_REMOVED && d->closing_state != THOTHD_PID_NOT_LOST &&
+	    reg->endpoint.locality != THOTH_COMMON_LOCALITY_REMOTE && !d->freeing)
+		/* Its own bucket: never taken by a registration flood. */
+		thothd_log_limited(&d->lost_log, THOTHD_LOG_INFO,
+				   "lost %.*s %.*s (pid %u, lease %016llx): its connection closed while "
+				   "registered", (int)reg->name.len, reg->name.ptr, (int)reg->version.len,
+				   reg->version.ptr, reg->endpoint.pid, (unsigned long long)inst->lease);
+	if (d->lost_log.suppressed && !d->freeing)
+		thothd_arm_log_flush(d);
 	if (kind != THOTH_REGISTRY_RENEWED)
 		thothd_pm_registry_changed(d->pm);      /* PM-2: bounds attached to resolves */
 	if (d->change_hook)
@@ -230,6 +260,8 @@ int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out)
 	/* Lines a peer can repeat at will: 20 at once, then 5 a second. */
 	d->refuse_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	d->drop_log = (thothd_log_limit_t){ .burst = 50, .per_second = 10 };
+	d->register_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+	d->lost_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	d->started_ns = thoth_clock_now();
 	d->next_client_id = 1;
 	d->out_cap = 64 * 1024;
@@ -1169,7 +1201,9 @@ void thothd_free(thothd_t *d)
 		return;
 	/* Deferred work first: it uses the tracer and answers clients. */
 	thothd_jobs_free(d);
-	/* Shutting down: the services live on and keep their sockets. */
+	/* Shutting down: the services live on and keep their sockets; the
+	 * clients closed below are not lost (no "lost" lines). */
+	d->freeing = true;
 	thothd_endpoints_free(d->endpoints);
 	d->endpoints = NULL;
 	while (d->clients) {
@@ -1190,6 +1224,8 @@ void thothd_free(thothd_t *d)
 		thoth_timer_cancel(d->loop, d->frame_timer);
 	if (d->accept_timer)
 		thoth_timer_cancel(d->loop, d->accept_timer);
+	if (d->log_flush_timer)
+		thoth_timer_cancel(d->loop, d->log_flush_timer);
 	thothd_timerpage_free(d);
 	if (d->reserve_fd >= 0)
 		close(d->reserve_fd);

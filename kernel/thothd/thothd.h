@@ -237,8 +237,22 @@ struct thothd {
 	uint64_t refused, evicted, timed_out, over_budget, over_output_budget, fd_limit_hits;
 	thothd_log_limit_t refuse_log;  /* refused/evicted connections, accept errors */
 	thothd_log_limit_t drop_log;    /* clients dropped for bad input */
+	/* "registered" lines (a client registering and withdrawing in a loop
+	 * would flood the log), and "lost" lines: each its own bucket, so that
+	 * a registration flood never takes a loss's or an expiry's line (the
+	 * expiry line, one per sweep, is not limited).  log_flush_timer:
+	 * armed while such lines are suppressed, says their count when the
+	 * burst ends (thothd_arm_log_flush, thothd_log_limit_flush). */
+	thothd_log_limit_t register_log, lost_log;
+	thoth_timer_t *log_flush_timer;
+	/* thothd_free under way: the clients it closes are not lost (the
+	 * services live on), so no "lost" line and no flush timer armed. */
+	bool freeing;
 };
 
+/* A timer that says, 1 s on, how many registered and lost lines the log's
+ * buckets suppressed since the last that passed (server.c). */
+void thothd_arm_log_flush(thothd_t *d);
 int thothd_new(const thothd_config_t *cfg, thoth_loop_t *loop, thothd_t **out);
 /* Close every client and the listener (unlinking the socket). */
 void thothd_free(thothd_t *d);

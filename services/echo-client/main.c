@@ -142,7 +142,7 @@ static void instance_failed(client_state_t *s, instance_t *x, const char *what, 
 		a->backoff_ns = AVOID_MAX_NS;
 	a->until_ns = thoth_clock_now() + a->backoff_ns;
 	fprintf(stderr, "echo-client: %s echo pid %u at %s failed: %s; not calling it for %llu ms\n",
-		what, x->pid, thoth_textz(x->addr), thoth_textz(why),
+		what, x->pid, peertext_textz(x->addr), peertext_textz(why),
 		(unsigned long long)(a->backoff_ns / 1000000ull));
 	s->failures++;
 	thoth_resolver_forget(s->resolver, x->addr);

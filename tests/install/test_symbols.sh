@@ -10,6 +10,10 @@
 #    module internals (chan_*, timerq_*) are not among them;
 #    thoth_pool_instance_state (stop 37) is in THOTH_0.3;
 #  - libthoth.a defines no global symbol but thoth_*;
+#  - the peertext writer thothctl and echo-client link (a static library
+#    of their own, tools/peertext) defines none in libthoth's thoth_
+#    namespace: peertext_* only, so that no libthoth symbol, present or
+#    future, can take a name of it (hist46: thoth_text* before);
 #  - a program that defines its own chan_try_send and timerq_init (names
 #    libthoth uses inside) links with libthoth.a and with libthoth.so and
 #    calls both its own functions and libthoth's.
@@ -36,6 +40,12 @@ n=$(nm -D --defined-only "$SO" | awk '{print $NF}' | grep -c '^thoth_')
 nm "$A" | grep ' [tT] chan_try_send$' >/dev/null || fail "libthoth.a lacks chan_try_send (test out of date?)"
 nm -g --defined-only "$A" | awk 'NF==3{print $3}' | grep -v '^thoth_' >"$T/bad" || true
 [ ! -s "$T/bad" ] || fail "libthoth.a has global non-thoth symbols: $(tr '\n' ' ' <"$T/bad")"
+PT=$BUILD/tools/peertext/libthoth_peertext.a
+[ -f "$PT" ] || fail "no $PT (test out of date?)"
+nm -g --defined-only "$PT" | awk 'NF==3{print $3}' >"$T/pt"
+[ -s "$T/pt" ] || fail "$PT defines no global symbol (test out of date?)"
+grep -v '^peertext_' "$T/pt" >"$T/bad" || true
+[ ! -s "$T/bad" ] || fail "$PT defines symbols outside peertext_*: $(tr '\n' ' ' <"$T/bad")"
 
 cat >"$T/user.c" <<'C'
 #include <stdio.h>

@@ -9,6 +9,13 @@
  *                                              address), then never renews
  *                                              (lease expiry tests); a refusal:
  *                                              "register: ERROR: thothd's reason"
+ *   thothd_test_service --flood DIR NAME N     registers NAME and withdraws it
+ *                                              N times on one connection (a
+ *                                              client in a loop: hist46's log
+ *                                              flood); prints "flooded N", exits
+ *   thothd_test_service --hold DIR NAME N      registers NAME-1 .. NAME-N on one
+ *                                              connection, prints "registered",
+ *                                              holds them until killed (N losses)
  * Prints "registered" on stdout once registered; exits on SIGTERM.
  */
 #include <signal.h>
@@ -33,6 +40,45 @@ static void on_term(thoth_loop_t *loop, const struct signalfd_siginfo *info, voi
 
 int main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[1], "--flood") == 0) {
+		thoth_control_t ctl;
+		int r = thoth_control_connect(&ctl, argv[2], 2000);
+		long n = atol(argv[4]), i = 0;
+		for (; !r && i < n; i++) {
+			uint64_t lease;
+			r = harness_register(&ctl, argv[3], 60000, &lease);
+			thoth_registry_Registry_withdraw_req_t wq = { .lease = lease };
+			thoth_registry_Registry_withdraw_resp_t ws;
+			if (!r)
+				r = thoth_registry_Registry_withdraw(&ctl.client, &wq, &ws, NULL);
+		}
+		if (r) {
+			fprintf(stderr, "flood: turn %ld: %s\n", i, thoth_strerror(r));
+			return 1;
+		}
+		printf("flooded %ld\n", n);
+		thoth_control_close(&ctl);
+		return 0;
+	}
+	if (argc == 5 && strcmp(argv[1], "--hold") == 0) {
+		thoth_control_t ctl;
+		int r = thoth_control_connect(&ctl, argv[2], 2000);
+		long n = atol(argv[4]), i = 0;
+		for (; !r && i < n; i++) {
+			char name[128];
+			snprintf(name, sizeof name, "%s-%ld", argv[3], i + 1);
+			uint64_t lease;
+			r = harness_register(&ctl, name, 60000, &lease);
+		}
+		if (r) {
+			fprintf(stderr, "hold: registration %ld: %s\n", i, thoth_strerror(r));
+			return 1;
+		}
+		printf("registered\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
 	bool raw = argc > 1 && strcmp(argv[1], "--raw") == 0;
 	if (argc != 4 + raw && !(raw && argc == 6)) {
 		fprintf(stderr, "usage: %s [--raw] DIR NAME TTL_MS [ENDPOINT]\n", argv[0]);

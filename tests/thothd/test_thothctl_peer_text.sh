@@ -104,6 +104,11 @@ for f in services.txt resolve.txt; do
 	done
 done
 [ "$(grep -c . "$RT/services.txt")" = 3 ] || fail "services: not a header and two rows: $(cat "$RT/services.txt")"
+# thothd's own log line for it, by the same rule and code (hist46: the RLO
+# and ZWSP were logged raw, and the line read reversed)
+raw "$RT/thothd.log" && fail "thothd.log holds the address's bidi/invisible characters raw: $(cat -v "$RT/thothd.log")"
+grep -qF -- "registered hostile 1.0.0 at $SHOWN " "$RT/thothd.log" ||
+	fail "thothd did not log the address as thothctl shows it ($SHOWN)"
 
 # --json: the exact bytes, valid JSON
 "$THOTHCTL" --json resolve hostile >"$RT/resolve.json" || fail "resolve --json"

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "peertext.h"
 
 /* The one line thothd_log writes for MSG, stderr caught in a temporary
  * file; the message part (after "info: "), newline removed. */
@@ -101,6 +102,43 @@ static void test_a_line_that_just_fits_is_unmarked(void **state)
 	assert_false(ends_with(text, "..."));
 }
 
+/* A peer's name that reorders or hides part of the line (hist46): a bidi
+ * override, a format character that is not Default_Ignorable (U+0600),
+ * the line separator, a tag character: each \u{X}, as thothctl shows
+ * them (tools/peertext, the same code), never raw.  Before, thothd wrote
+ * them as they were: "registered svc<RLO>live.evil" read reversed. */
+static void test_a_peers_bidi_and_format_characters_are_escaped(void **state)
+{
+	(void)state;
+	const char *name = "svc\xe2\x80\xae" "live.evil \xd8\x80 \xe2\x80\xa8 \xf3\xa0\x81\x81 \\";
+	char msg[256];
+	snprintf(msg, sizeof msg, "registered %s 1.0.0", name);
+	char *text = logged(msg);
+	assert_string_equal(text, "registered svc\\u{202e}live.evil \\u{0600} \\u{2028} \\u{e0041} \\\\ 1.0.0");
+	/* thothctl's rule, to the byte */
+	char want[256];
+	snprintf(want, sizeof want, "registered %s 1.0.0", peertext_textz(name));
+	assert_string_equal(text, want);
+}
+
+/* A line of 600 RLOs (1,800 bytes): cut after the last whole one that
+ * fits the line's room, still "...", no half escape, no raw byte. */
+static void test_a_long_line_of_overrides_is_cut_whole(void **state)
+{
+	(void)state;
+	char msg[1801];
+	for (size_t i = 0; i < 600; i++)
+		memcpy(msg + 3 * i, "\xe2\x80\xae", 3);
+	msg[1800] = '\0';
+	char *text = logged(msg);
+	assert_true(ends_with(text, "..."));
+	size_t n = strlen(text) - 3;
+	assert_int_equal(n % 8, 0);
+	assert_int_equal(n / 8, 341);           /* 1,023 bytes of the raw line: 341 whole */
+	for (size_t i = 0; i < n; i += 8)
+		assert_memory_equal(text + i, "\\u{202e}", 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -108,6 +146,8 @@ int main(void)
 		cmocka_unit_test(test_a_long_line_ends_with_a_visible_cut),
 		cmocka_unit_test(test_a_letter_across_the_cut_is_dropped_not_escaped),
 		cmocka_unit_test(test_a_line_that_just_fits_is_unmarked),
+		cmocka_unit_test(test_a_peers_bidi_and_format_characters_are_escaped),
+		cmocka_unit_test(test_a_long_line_of_overrides_is_cut_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,8 @@
  * window), OSC 52 (a clipboard write), CR (a line overwritten) or BEL into
  * the operator's terminal.  The rule:
  *   - C0 controls (0x00..0x1f), DEL (0x7f): "\xNN"; a tab is kept only
- *     under THOTH_TEXT_TAB (a field that holds tabs by design: a codex
- *     record), a newline only under THOTH_TEXT_LINES (a text of many
+ *     under PEERTEXT_TAB (a field that holds tabs by design: a codex
+ *     record), a newline only under PEERTEXT_LINES (a text of many
  *     lines by design: thothd's lock report), else a string is one line;
  *   - C1 controls, raw (0x80..0x9f, never valid UTF-8 on their own) or as
  *     UTF-8 (U+0080..U+009F, c2 80..c2 9f: xterm obeys U+009B as CSI):
@@ -23,13 +23,16 @@
  *     source" name: Unicode's Default_Ignorable_Code_Point -- zero-width
  *     space and joiners, U+2060..U+206F, the BOM, soft hyphen, variation
  *     selectors, tags, Hangul fillers -- with every Bidi_Control among
- *     them, U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C; and
- *     U+2028, U+2029): "\u{202e}" (lower-case hex, 4 to 5 digits);
+ *     them, U+202A..U+202E, U+2066..U+2069, U+200E, U+200F, U+061C; every
+ *     format character, General_Category Cf, also those that are not
+ *     Default_Ignorable: U+0600..U+0605, U+06DD, U+070F, U+08E2, U+110BD,
+ *     U+FFF9..U+FFFB, ...; and U+2028, U+2029, Zl and Zp):
+ *     "\u{202e}" (lower-case hex, 4 to 5 digits);
  *   - the rest (printable ASCII, well-formed UTF-8 from U+00A0 on) as it is.
  * --json gives the exact string.
  *
  * A table pads a peer's string to the columns it takes on a terminal, not
- * its bytes: thoth_text_cols counts a shown string's columns as
+ * its bytes: peertext_cols counts a shown string's columns as
  * terminals do (a combining mark 0, an East Asian wide or fullwidth
  * character 2, the rest 1; an escape takes its length), from tables built
  * from the Unicode Character Database (text_width.h).  Not wcwidth(3): it
@@ -52,7 +55,7 @@ struct text_range {
 
 /* The length of the well-formed UTF-8 sequence at S (at most LEFT bytes), or 0:
  * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-size_t thoth_utf8_seq(const unsigned char *s, size_t left)
+size_t peertext_utf8_seq(const unsigned char *s, size_t left)
 {
 	unsigned char c = s[0];
 	size_t n;
@@ -120,7 +123,7 @@ enum { TEXT_OUT_MAX = 12 };     /* "\u{e0fff}" is 9 */
 static size_t visible(const unsigned char *s, size_t left, unsigned flags, char *out, size_t *n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t seq = thoth_utf8_seq(s, left);
+	size_t seq = peertext_utf8_seq(s, left);
 	if (seq == 2 && s[0] == 0xc2 && s[1] <= 0x9f) {         /* U+0080..U+009F */
 		memcpy(out, "\\xc2\\x", 6);
 		out[6] = hex[s[1] >> 4];
@@ -145,8 +148,8 @@ static size_t visible(const unsigned char *s, size_t left, unsigned flags, char 
 		*n = 2;
 		return 1;
 	}
-	if (seq == 1 && c != 0x7f && (c >= 0x20 || (c == '\t' && (flags & THOTH_TEXT_TAB)) ||
-				      (c == '\n' && (flags & THOTH_TEXT_LINES)))) {
+	if (seq == 1 && c != 0x7f && (c >= 0x20 || (c == '\t' && (flags & PEERTEXT_TAB)) ||
+				      (c == '\n' && (flags & PEERTEXT_LINES)))) {
 		out[0] = (char)c;
 		*n = 1;
 		return 1;
@@ -178,7 +181,7 @@ static bool text_special(uint64_t x)
 	return (((x - ONES * 0x20) & ~x) | ((x + ONES) | x) | ((b - ONES) & ~b)) & HIGHS;
 }
 
-void thoth_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
+void peertext_fput(FILE *f, const char *s, size_t len, unsigned flags)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	char out[TEXT_OUT_MAX];
@@ -187,8 +190,8 @@ void thoth_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 	 * a tab and a newline where FLAGS keep them */
 	bool keep[256];
 	for (unsigned c = 0; c < 256; c++)
-		keep[c] = (c >= 0x20 && c < 0x7f && c != '\\') || (c == '\t' && (flags & THOTH_TEXT_TAB)) ||
-			  (c == '\n' && (flags & THOTH_TEXT_LINES));
+		keep[c] = (c >= 0x20 && c < 0x7f && c != '\\') || (c == '\t' && (flags & PEERTEXT_TAB)) ||
+			  (c == '\n' && (flags & PEERTEXT_LINES));
 	for (size_t i = 0; s && i < len;) {
 		/* a run of what is shown as it is (most of a lock report) in one
 		 * write: a byte at a time cost ~20 ns a byte, 0.4 s for 16 MiB */
@@ -206,7 +209,7 @@ void thoth_text_fput(FILE *f, const char *s, size_t len, unsigned flags)
 			}
 			while (run < len && keep[u[run]])
 				run++;
-			size_t seq = run < len && u[run] >= 0x80 ? thoth_utf8_seq(u + run, len - run) : 0;
+			size_t seq = run < len && u[run] >= 0x80 ? peertext_utf8_seq(u + run, len - run) : 0;
 			if (seq < 2 || !plain_utf8(u + run, seq))
 				break;
 			run += seq;
@@ -239,7 +242,7 @@ static size_t shown_unit(const unsigned char *u, size_t left, int *cols)
 		*cols = 1;
 		return 1;
 	}
-	size_t seq = thoth_utf8_seq(u, left);
+	size_t seq = peertext_utf8_seq(u, left);
 	if (!seq) {             /* not a shown string: a byte, a column */
 		*cols = 1;
 		return 1;
@@ -249,14 +252,14 @@ static size_t shown_unit(const unsigned char *u, size_t left, int *cols)
 	return seq;
 }
 
-int thoth_text_cols(const char *shown)
+int peertext_cols(const char *shown)
 {
 	int used;
-	thoth_text_prefix(shown, INT32_MAX, &used);
+	peertext_prefix(shown, INT32_MAX, &used);
 	return used;
 }
 
-size_t thoth_text_prefix(const char *shown, int cols, int *used)
+size_t peertext_prefix(const char *shown, int cols, int *used)
 {
 	const unsigned char *u = (const unsigned char *)shown;
 	size_t len = shown ? strlen(shown) : 0, i = 0;
@@ -279,14 +282,14 @@ size_t thoth_text_prefix(const char *shown, int cols, int *used)
 	return i;
 }
 
-int thoth_text_field(const char *shown, int cols)
+int peertext_field(const char *shown, int cols)
 {
-	int have = thoth_text_cols(shown);
+	int have = peertext_cols(shown);
 	int bytes = shown ? (int)strlen(shown) : 0;
 	return have >= cols ? bytes : cols + (bytes - have);
 }
 
-size_t thoth_text_cut_tail(const char *s, size_t len)
+size_t peertext_cut_tail(const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	/* a lead byte in the last 3 whose sequence runs past the end */
@@ -302,7 +305,7 @@ size_t thoth_text_cut_tail(const char *s, size_t len)
 
 enum { TEXT_SLOTS = 8, TEXT_CAP = 2048 };
 
-const char *thoth_text(const char *s, size_t len)
+const char *peertext_text(const char *s, size_t len)
 {
 	static char slots[TEXT_SLOTS][TEXT_CAP];
 	static unsigned next;
@@ -325,7 +328,37 @@ const char *thoth_text(const char *s, size_t len)
 	return buf;
 }
 
-const char *thoth_textz(const char *s)
+size_t peertext_cut(char *out, size_t cap, const char *s, size_t len, bool cut)
 {
-	return thoth_text(s, s ? strlen(s) : 0);
+	if (!out || !cap)
+		return 0;
+	const unsigned char *u = (const unsigned char *)s;
+	if (cut)                /* half a letter at the cut: dropped, not \xNN */
+		len -= peertext_cut_tail(s, len);
+	/* Whole units while they fit (never half an escape); KEPT: how
+	 * many of them leave room for "..." and the NUL. */
+	size_t keep = cap > sizeof "..." ? cap - sizeof "..." : 0;
+	size_t at = 0, kept = 0, i = 0, n;
+	char unit[TEXT_OUT_MAX];
+	while (s && i < len) {
+		size_t took = visible(u + i, len - i, 0, unit, &n);
+		if (at + n > cap - 1)
+			break;
+		memcpy(out + at, unit, n);
+		at += n;
+		if (at <= keep)
+			kept = at;
+		i += took;
+	}
+	if ((i < len || cut) && cap > sizeof "...") {     /* else no room to say so */
+		memcpy(out + kept, "...", 3);
+		at = kept + 3;
+	}
+	out[at] = 0;
+	return at;
+}
+
+const char *peertext_textz(const char *s)
+{
+	return peertext_text(s, s ? strlen(s) : 0);
 }

@@ -94,8 +94,8 @@ static int open_codex(const thothctl_opts_t *opts, const char *what, const char 
 	r = thoth_chan_connect(addr, &cfg, ch, why, sizeof why);
 	if (r) {
 		if (!said_stopped(what, stream, ""))
-			fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", thoth_textz(addr),
-				thoth_textz(why));
+			fprintf(stderr, "thothctl: cannot open a channel to codex at %s: %s\n", peertext_textz(addr),
+				peertext_textz(why));
 		if (codex_pidfd >= 0)
 			close(codex_pidfd);
 		codex_pidfd = -1;
@@ -106,7 +106,7 @@ static int open_codex(const thothctl_opts_t *opts, const char *what, const char 
 
 /* ": why" the journal stopped, as codex's stats say (a codex older than
  * Stats.failure, or one that cannot answer: nothing), shown, never obeyed
- * (thoth_text: codex is whoever registered the name). */
+ * (peertext_text: codex is whoever registered the name). */
 static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 {
 	thoth_codex_Codex_stats_req_t req = { 0 };
@@ -115,7 +115,7 @@ static void failure_of(thoth_chan_t *ch, char *out, size_t cap)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	if (!thoth_codex_Codex_stats(thoth_chan_client(ch), &req, &resp, &arena) && resp.stats.failure.len)
-		snprintf(out, cap, ": %s", thoth_text(resp.stats.failure.ptr, resp.stats.failure.len));
+		snprintf(out, cap, ": %s", peertext_text(resp.stats.failure.ptr, resp.stats.failure.len));
 }
 
 /* codex's state as /proc says ('T' stopped, 'R' running, ...), 0 when it
@@ -212,7 +212,7 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	case THOTH_CODEX_ERR_FAILED: msg = "the journal stopped after an I/O error"; break;
 	case THOTH_CODEX_ERR_EMPTY: msg = "no records"; break;
 	case THOTH_CODEX_ERR_UNREADABLE: msg = "a record does not read back intact"; break;
-	default: msg = thoth_textz(c->remote_message); break;
+	default: msg = peertext_textz(c->remote_message); break;
 	}
 	/* cause: codex's failure in words (up to 383 bytes: a path and
 	 * the errno's name; 200 cut a long data dir's ENOSPC off), up to
@@ -222,7 +222,7 @@ static int failed(thoth_chan_t *ch, const char *what, const char *stream, int r)
 	if (c->remote_code == THOTH_CODEX_ERR_FAILED)
 		failure_of(ch, cause, sizeof cause);
 	fprintf(stderr, "thothctl: codex %s%s%s: %s%s (%s)\n", what, stream ? " " : "",
-		stream ? stream : "", msg, cause, thoth_textz(remote));
+		stream ? stream : "", msg, cause, peertext_textz(remote));
 	return 1;
 }
 
@@ -295,11 +295,11 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf("]}\n");
 		return 0;
 	}
-	/* what codex says, shown, never obeyed (thoth_text): a process
+	/* what codex says, shown, never obeyed (peertext_text): a process
 	 * registered as codex chose these strings */
 	if (s->failure.len)
 		printf("STOPPED: %s (nothing more is acknowledged until codex restarts)\n",
-		       thoth_text(s->failure.ptr, s->failure.len));
+		       peertext_text(s->failure.ptr, s->failure.len));
 	printf("deferred pending: %llu bytes in %llu records, oldest %.3f s\n", (unsigned long long)s->pending_bytes,
 	       (unsigned long long)s->pending_records, s->oldest_pending_age_ns / 1e9);
 	printf("flush epochs: %llu (", (unsigned long long)s->epochs);
@@ -316,7 +316,7 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	       (unsigned long long)s->read_misses);
 	printf("log: lsn %llu written, %llu durable, %u segments; committer on %s\n",
 	       (unsigned long long)s->last_lsn, (unsigned long long)s->durable_lsn, s->segments,
-	       thoth_text(s->backend.ptr, s->backend.len));
+	       peertext_text(s->backend.ptr, s->backend.len));
 	if (s->retain_bytes)
 		printf("retention: keep >= %llu bytes (%llu in segments now); %llu compactions dropped %llu segments, "
 		       "%llu records, %llu bytes\n",
@@ -348,7 +348,7 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	printf("disk power element: %s%s\n",
 	       s->pm_leased ? (s->pm_awake ? "opportunistic lease satisfied (awake)" : "opportunistic lease pending (asleep)")
 			    : "no lease: ",
-	       s->pm_leased ? "" : thoth_text(s->pm_note.ptr, s->pm_note.len));
+	       s->pm_leased ? "" : peertext_text(s->pm_note.ptr, s->pm_note.len));
 	for (uint32_t k = 0; k < s->recent.count; k++) {
 		const thoth_codex_Epoch_t *e = &s->recent.items[k];
 		time_t t = (time_t)(e->at_ns / 1000000000ull);
@@ -361,7 +361,7 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	}
 	for (uint32_t k = 0; k < s->streams.count; k++) {
 		const thoth_codex_StreamInfo_t *st = &s->streams.items[k];
-		printf("stream %s: %llu records, %llu bytes, budget %u ms", thoth_text(st->name.ptr, st->name.len),
+		printf("stream %s: %llu records, %llu bytes, budget %u ms", peertext_text(st->name.ptr, st->name.len),
 		       (unsigned long long)st->records, (unsigned long long)st->bytes, st->budget_ms);
 		if (st->first_seq > 1)
 			printf(", retained from seq %llu", (unsigned long long)st->first_seq);
@@ -394,11 +394,11 @@ static size_t read_line(char *buf, size_t cap, FILE *in)
 /* A record on one line of a terminal: what any client appended is shown,
  * never obeyed -- control bytes (an escape sequence, a newline, a NUL that
  * cut the record short under %.*s), C1 controls and bytes that are not
- * UTF-8 as \xNN, a tab kept (thoth_text_fput); `read --json` gives the
+ * UTF-8 as \xNN, a tab kept (peertext_fput); `read --json` gives the
  * exact bytes. */
 static void text_record(const uint8_t *data, size_t len)
 {
-	thoth_text_fput(stdout, (const char *)data, len, THOTH_TEXT_TAB);
+	peertext_fput(stdout, (const char *)data, len, PEERTEXT_TAB);
 	putchar('\n');
 }
 

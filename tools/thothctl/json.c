@@ -17,7 +17,7 @@ bool thothctl_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < len;) {
-		size_t n = thoth_utf8_seq(p + i, len - i);
+		size_t n = peertext_utf8_seq(p + i, len - i);
 		if (!n)
 			return false;
 		i += n;
@@ -31,7 +31,7 @@ void thothctl_json_fstr(FILE *f, const char *s, size_t len)
 	fputc('"', f);
 	for (size_t i = 0; i < len;) {
 		unsigned char c = p[i];
-		size_t n = thoth_utf8_seq(p + i, len - i);
+		size_t n = peertext_utf8_seq(p + i, len - i);
 		if (!n) {
 			fputs("\\ufffd", f);
 			i++;

@@ -104,9 +104,9 @@ static int locks_direct(const char *rt, long pid, const thothlock_report_opts_t 
 	for (size_t i = 0; i < scan->n_refused; i++) {
 		if (scan->refused[i].file[0])
 			fprintf(stderr, "thothctl: locks: %s/%s refused: %s\n", dir,
-				thoth_textz(scan->refused[i].file), thoth_textz(scan->refused[i].why));
+				peertext_textz(scan->refused[i].file), peertext_textz(scan->refused[i].why));
 		else
-			fprintf(stderr, "thothctl: locks: %s\n", thoth_textz(scan->refused[i].why));
+			fprintf(stderr, "thothctl: locks: %s\n", peertext_textz(scan->refused[i].why));
 		status = 1;
 	}
 	if (scan->n == 0) {
@@ -132,7 +132,7 @@ enum { LOCKS_CALL_MS = 120000 };
 /* thothd's report on stdout.  JSON (--json) as it comes: JSON escapes its
  * strings.  Text: its lines as they are, the lock and file names in them
  * (chosen by the profiled processes) shown, never obeyed -- a control byte
- * other than tab and newline is \xNN (thoth_text_fput).  A UTF-8
+ * other than tab and newline is \xNN (peertext_fput).  A UTF-8
  * sequence cut by a page's end is held for the next page (else its bytes
  * were each shown as \xNN).  Returns non-zero when stdout failed. */
 typedef struct report_carry {
@@ -154,11 +154,11 @@ static int put_report(report_carry_t *c, const uint8_t *p, size_t len, bool last
 	size_t all = c->n + len, cut = all;
 	c->n = 0;
 	if (!last) {
-		c->n = thoth_text_cut_tail((const char *)buf, all);
+		c->n = peertext_cut_tail((const char *)buf, all);
 		cut = all - c->n;
 		memcpy(c->held, buf + cut, c->n);
 	}
-	thoth_text_fput(stdout, (const char *)buf, cut, THOTH_TEXT_TAB | THOTH_TEXT_LINES);
+	peertext_fput(stdout, (const char *)buf, cut, PEERTEXT_TAB | PEERTEXT_LINES);
 	free(buf);
 	return ferror(stdout) != 0;
 }
@@ -207,9 +207,9 @@ static int locks_thothd(thoth_control_t *ctl, long pid, const thothlock_report_o
 		const thoth_locks_Refusal_t *x = &resp.refused.items[i];
 		if (x->file.len)
 			fprintf(stderr, "thothctl: locks: thothd refused locks/%s: %s\n",
-				thoth_text(x->file.ptr, x->file.len), thoth_text(x->why.ptr, x->why.len));
+				peertext_text(x->file.ptr, x->file.len), peertext_text(x->why.ptr, x->why.len));
 		else
-			fprintf(stderr, "thothctl: locks: %s\n", thoth_text(x->why.ptr, x->why.len));
+			fprintf(stderr, "thothctl: locks: %s\n", peertext_text(x->why.ptr, x->why.len));
 		status = 1;
 	}
 	if (resp.processes == 0) {

@@ -55,7 +55,8 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  status [--watch [MS]]           thothd's pid, uptime, clients, wake-ups\n"
 		"                                  (--watch: every MS, default 1000, from the\n"
-		"                                  shared table: no round trip each)\n"
+		"                                  shared table: no round trip each; and each\n"
+		"                                  lifecycle event once, as it comes)\n"
 		"  services [--watch] [PREFIX]     registered instances (and, with --watch,\n"
 		"                                  every change as it happens)\n"
 		"  resolve NAME [--min-version V]  the instance a client would be given\n"
@@ -113,7 +114,7 @@ int thothctl_usage_error(const char *cmd, const char *what, const char *arg)
 {
 	/* ARG is the user's word, shown as text: "thothctl status $'x\e[31m'"
 	 * wrote its ESC to the terminal raw (hostile46 review) */
-	const char *shown = arg ? thoth_textz(arg) : "";
+	const char *shown = arg ? peertext_textz(arg) : "";
 	if (cmd)
 		fprintf(stderr, "thothctl: %s: %s%s%s (thothctl %s --help lists its options)\n", cmd, what,
 			arg ? " " : "", shown, cmd);
@@ -257,19 +258,19 @@ typedef struct widths {
 	int name, version, endpoint;
 } widths_t;
 
-/* The registrant's strings as they are shown (thoth_text: a C1 control
+/* The registrant's strings as they are shown (peertext_text: a C1 control
  * or a byte that is not UTF-8 in an address is \xNN, four columns) and in
  * terminal columns, not bytes (an "é" is one, a CJK character two). */
 static void widen(widths_t *w, const thoth_registry_Instance_t *in)
 {
 	const thoth_registry_Registration_t *r = &in->registration;
-	int n = thoth_text_cols(thoth_text(r->name.ptr, r->name.len));
+	int n = peertext_cols(peertext_text(r->name.ptr, r->name.len));
 	if (n > w->name)
 		w->name = n;
-	n = thoth_text_cols(thoth_text(r->version.ptr, r->version.len));
+	n = peertext_cols(peertext_text(r->version.ptr, r->version.len));
 	if (n > w->version)
 		w->version = n;
-	n = thoth_text_cols(thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
+	n = peertext_cols(peertext_text(r->endpoint.addr.ptr, r->endpoint.addr.len));
 	if (n > w->endpoint)
 		w->endpoint = n;
 }
@@ -293,18 +294,18 @@ static void table_row(const widths_t *w, const thoth_registry_Instance_t *in, co
 		snprintf(expires, sizeof expires, "%.1fs", left);
 	if (event)
 		printf("%-8s ", event);
-	const char *name = thoth_text(r->name.ptr, r->name.len);
-	const char *version = thoth_text(r->version.ptr, r->version.len);
-	const char *addr = thoth_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
+	const char *name = peertext_text(r->name.ptr, r->name.len);
+	const char *version = peertext_text(r->version.ptr, r->version.len);
+	const char *addr = peertext_text(r->endpoint.addr.ptr, r->endpoint.addr.len);
 	/* Its last load report and a stopped process: said after the row,
 	 * whose columns stay as they are. */
 	char load[64] = "";
 	if (in->utilization_permille || in->qps)
 		snprintf(load, sizeof load, "  (load: %u.%u%% busy, %u qps)", in->utilization_permille / 10,
 			 in->utilization_permille % 10, in->qps);
-	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s%s\n", thoth_text_field(name, w->name),
-	       name, thoth_text_field(version, w->version), version,
-	       thoth_text_field(addr, w->endpoint), addr, r->endpoint.numa_node,
+	printf("%-*s  %-*s  %-*s  %4u  %-6s  %7u  %016llx  %s%s%s\n", peertext_field(name, w->name),
+	       name, peertext_field(version, w->version), version,
+	       peertext_field(addr, w->endpoint), addr, r->endpoint.numa_node,
 	       locality_name(r->endpoint.locality), r->endpoint.pid, (unsigned long long)in->lease,
 	       expires, load, instance_stopped(in) ? "  (stopped: SIGSTOP or a debugger; still registered)" : "");
 }
@@ -430,10 +431,10 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 		 * pid reused): the file's pid is not the listener's. */
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
 			"(its pid file %s names pid %d (%s), which is not thothd)\n", what, ctl->path, s,
-			why, pid, comm[0] ? thoth_textz(comm) : "gone");
+			why, pid, comm[0] ? peertext_textz(comm) : "gone");
 	else if (pid && state)
 		fprintf(stderr, "thothctl: %s: the process listening at %s (pid %d, %s%s) did not answer "
-			"within %u s: it is not thothd\n", what, ctl->path, pid, thoth_textz(comm),
+			"within %u s: it is not thothd\n", what, ctl->path, pid, peertext_textz(comm),
 			state == 'T' || state == 't' ? ", stopped" : "", s);
 	else
 		fprintf(stderr, "thothctl: %s: the process listening at %s did not answer within %u s "
@@ -445,7 +446,7 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 	if (r == THOTH_E_TIMEDOUT)
 		say_no_answer(ctl, what);
 	else if (r == THOTH_E_REMOTE)
-		fprintf(stderr, "thothctl: %s: %s\n", what, thoth_textz(ctl->client.remote_message));
+		fprintf(stderr, "thothctl: %s: %s\n", what, peertext_textz(ctl->client.remote_message));
 	else if (r == THOTH_E_PEER_GONE && still_listening(ctl->path))
 		fprintf(stderr, "thothctl: %s: thothd closed this connection and still runs (an answer "
 			"it would not queue, or a connection limit: its log says which)\n", what);
@@ -486,6 +487,27 @@ static const char *span_text(uint64_t ns, char *buf, size_t cap)
 	return buf;
 }
 
+/* One lifecycle event as a JSON object's members (no braces): what
+ * thothctl status --json and status --watch --json print. */
+void thothctl_lifecycle_event_json(const thoth_daemon_LifecycleEvent_t *e, uint64_t now)
+{
+	printf("\"kind\":");
+	thothctl_json_str(e->kind.ptr, e->kind.len);
+	printf(",\"at_unix_ns\":%llu,\"at_ns\":%llu,\"ago_ns\":%llu,\"service\":",
+	       (unsigned long long)e->at_unix_ns, (unsigned long long)e->at_ns,
+	       (unsigned long long)(now > e->at_ns ? now - e->at_ns : 0));
+	thothctl_json_str(e->service.ptr, e->service.len);
+	printf(",\"version\":");
+	thothctl_json_str(e->version.ptr, e->version.len);
+	printf(",\"lease\":\"%016llx\",\"pid\":%u,\"pid_state\":", (unsigned long long)e->lease,
+	       e->pid);
+	thothctl_json_str(e->pid_state.ptr, e->pid_state.len);
+	printf(",\"gap_ns\":%llu,\"previous_pid\":%u,\"predecessor_pid\":%u,"
+	       "\"predecessor_started_unix_ns\":%llu",
+	       (unsigned long long)e->gap_ns, e->previous_pid, e->predecessor_pid,
+	       (unsigned long long)e->predecessor_started_unix_ns);
+}
+
 /* The lifecycle history of Daemon.status (1.5), as JSON members after
  * the others: "events" (null from an older thothd, which keeps none),
  * "events_dropped", "events_capacity". */
@@ -499,22 +521,9 @@ static void status_events_json(const thoth_daemon_Daemon_status_resp_t *st, uint
 	}
 	printf("[");
 	for (uint32_t i = 0; i < st->events.count; i++) {
-		const thoth_daemon_LifecycleEvent_t *e = &st->events.items[i];
-		printf("%s{\"kind\":", i ? "," : "");
-		thothctl_json_str(e->kind.ptr, e->kind.len);
-		printf(",\"at_unix_ns\":%llu,\"at_ns\":%llu,\"ago_ns\":%llu,\"service\":",
-		       (unsigned long long)e->at_unix_ns, (unsigned long long)e->at_ns,
-		       (unsigned long long)(now > e->at_ns ? now - e->at_ns : 0));
-		thothctl_json_str(e->service.ptr, e->service.len);
-		printf(",\"version\":");
-		thothctl_json_str(e->version.ptr, e->version.len);
-		printf(",\"lease\":\"%016llx\",\"pid\":%u,\"pid_state\":", (unsigned long long)e->lease,
-		       e->pid);
-		thothctl_json_str(e->pid_state.ptr, e->pid_state.len);
-		printf(",\"gap_ns\":%llu,\"previous_pid\":%u,\"predecessor_pid\":%u,"
-		       "\"predecessor_started_unix_ns\":%llu}",
-		       (unsigned long long)e->gap_ns, e->previous_pid, e->predecessor_pid,
-		       (unsigned long long)e->predecessor_started_unix_ns);
+		printf("%s{", i ? "," : "");
+		thothctl_lifecycle_event_json(&st->events.items[i], now);
+		printf("}");
 	}
 	printf("]");
 }
@@ -524,9 +533,37 @@ static bool is_kind(const thoth_daemon_LifecycleEvent_t *e, const char *kind)
 	return e->kind.len == strlen(kind) && memcmp(e->kind.ptr, kind, e->kind.len) == 0;
 }
 
+/* One lifecycle event as a line (newline included): when (UTC, and how
+ * long ago), what, and what it says of the process.  thothctl status and
+ * status --watch. */
+void thothctl_lifecycle_event_text(const thoth_daemon_LifecycleEvent_t *e, uint64_t now)
+{
+	char when[48], ago[32], gap[32], pred[48];
+	printf("%s  %s ago  %-12s ", utc_text(e->at_unix_ns, when, sizeof when),
+	       span_text(now > e->at_ns ? now - e->at_ns : 0, ago, sizeof ago),
+	       peertext_text(e->kind.ptr, e->kind.len));
+	if (is_kind(e, "started")) {
+		printf("thothd pid %u", e->pid);
+		if (e->predecessor_pid)
+			printf(", replacing pid %u (started %s), which did not stop cleanly "
+			       "(killed or crashed)", e->predecessor_pid,
+			       utc_text(e->predecessor_started_unix_ns, pred, sizeof pred));
+		printf("\n");
+		return;
+	}
+	printf("%s %s pid %u", peertext_text(e->service.ptr, e->service.len),
+	       peertext_text(e->version.ptr, e->version.len), e->pid);
+	if (is_kind(e, "lost"))
+		printf(": its connection closed while registered; process %s",
+		       peertext_text(e->pid_state.ptr, e->pid_state.len));
+	else if (is_kind(e, "reregistered"))
+		printf(", %s after pid %u was lost", span_text(e->gap_ns, gap, sizeof gap), e->previous_pid);
+	printf("\n");
+}
+
 /* The same as text, newest last: when (absolute, UTC, and how long ago),
  * what, and what it says of the process.  Every string is thothd's (a
- * service's name and version: a peer's), shown through thoth_text. */
+ * service's name and version: a peer's), shown through peertext_text. */
 static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint64_t now)
 {
 	if (!st->events_capacity) {
@@ -540,29 +577,8 @@ static void status_events_text(const thoth_daemon_Daemon_status_resp_t *st, uint
 		printf("; %llu older dropped", (unsigned long long)st->events_dropped);
 	printf(")\n");
 	for (uint32_t i = 0; i < st->events.count; i++) {
-		const thoth_daemon_LifecycleEvent_t *e = &st->events.items[i];
-		char when[48], ago[32], gap[32], pred[48];
-		printf("    %s  %s ago  %-12s ", utc_text(e->at_unix_ns, when, sizeof when),
-		       span_text(now > e->at_ns ? now - e->at_ns : 0, ago, sizeof ago),
-		       thoth_text(e->kind.ptr, e->kind.len));
-		if (is_kind(e, "started")) {
-			printf("thothd pid %u", e->pid);
-			if (e->predecessor_pid)
-				printf(", replacing pid %u (started %s), which did not stop cleanly "
-				       "(killed or crashed)", e->predecessor_pid,
-				       utc_text(e->predecessor_started_unix_ns, pred, sizeof pred));
-			printf("\n");
-			continue;
-		}
-		printf("%s %s pid %u", thoth_text(e->service.ptr, e->service.len),
-		       thoth_text(e->version.ptr, e->version.len), e->pid);
-		if (is_kind(e, "lost"))
-			printf(": its connection closed while registered; process %s",
-			       thoth_text(e->pid_state.ptr, e->pid_state.len));
-		else if (is_kind(e, "reregistered"))
-			printf(", %s after pid %u was lost", span_text(e->gap_ns, gap, sizeof gap),
-			       e->previous_pid);
-		printf("\n");
+		printf("    ");
+		thothctl_lifecycle_event_text(&st->events.items[i], now);
 	}
 }
 
@@ -617,8 +633,8 @@ static void status_federation_text(const thoth_daemon_Federation_t *fe)
 		printf("  federation      off (thothd runs without --etcd: this host's services only)\n");
 		return;
 	}
-	printf("  federation      host %s, etcd %s ", thoth_text(fe->host_id.ptr, fe->host_id.len),
-	       thoth_text(fe->etcd.ptr, fe->etcd.len));
+	printf("  federation      host %s, etcd %s ", peertext_text(fe->host_id.ptr, fe->host_id.len),
+	       peertext_text(fe->etcd.ptr, fe->etcd.len));
 	if (fe->etcd_up)
 		printf("answers\n");
 	else if (fe->etcd_down_for_ns)
@@ -634,8 +650,8 @@ static void status_federation_text(const thoth_daemon_Federation_t *fe)
 	       "%llu keys not taken (the log says which)\n", fe->conflicts, (unsigned long long)fe->left_out);
 	for (uint32_t i = 0; i < fe->hosts.count; i++) {
 		const thoth_daemon_FederationHost_t *h = &fe->hosts.items[i];
-		const char *id = thoth_text(h->id.ptr, h->id.len);
-		printf("    host %-*s %u instance%s, last seen %s ago\n", thoth_text_field(id, 20), id,
+		const char *id = peertext_text(h->id.ptr, h->id.len);
+		printf("    host %-*s %u instance%s, last seen %s ago\n", peertext_field(id, 20), id,
 		       h->instances, h->instances == 1 ? "" : "s", span_text(h->last_seen_ago_ns, span, sizeof span));
 	}
 	if (fe->hosts.count < fe->hosts_total)
@@ -678,15 +694,15 @@ static int cmd_status(thoth_control_t *ctl)
 		return 0;
 	}
 	uint64_t now = now_ns();
-	/* thothd's strings, shown, never obeyed (thoth_text): whatever
+	/* thothd's strings, shown, never obeyed (peertext_text): whatever
 	 * answers on the socket chose them */
-	printf("thothd %s, pid %u, up %.1f s\n", thoth_text(st.version.ptr, st.version.len), st.pid,
+	printf("thothd %s, pid %u, up %.1f s\n", peertext_text(st.version.ptr, st.version.len), st.pid,
 	       (double)st.uptime_ns / 1e9);
-	printf("  runtime dir     %s\n", thoth_text(st.runtime_dir.ptr, st.runtime_dir.len));
+	printf("  runtime dir     %s\n", peertext_text(st.runtime_dir.ptr, st.runtime_dir.len));
 	printf("  control socket  %s\n", ctl->path);
 	/* "none" alone left a new user wondering: say the two reasons */
 	printf("  dashboard       %s\n",
-	       st.dashboard_url.len ? thoth_text(st.dashboard_url.ptr, st.dashboard_url.len)
+	       st.dashboard_url.len ? peertext_text(st.dashboard_url.ptr, st.dashboard_url.len)
 				: "none (--http-port off, or its port was taken: thothd's log says which)");
 	printf("  clients         %u\n", st.clients);
 	printf("  registrations   %u\n", st.registrations);
@@ -851,7 +867,7 @@ static bool bad_name_said(const char *name)
 {
 	if (strlen(name) > NAME_MAX_LEN) {
 		fprintf(stderr, "thothctl: resolve: '%s...' (%zu bytes) is not a service name (1..128 of "
-			"[a-z0-9_.-], starting with a letter)\n", thoth_text(name, 40), strlen(name));
+			"[a-z0-9_.-], starting with a letter)\n", peertext_text(name, 40), strlen(name));
 		return true;
 	}
 	/* Checked here too, as topology and probe --service do: thothd's
@@ -860,7 +876,7 @@ static bool bad_name_said(const char *name)
 	if (thothctl_service_name_ok(name))
 		return false;
 	fprintf(stderr, "thothctl: resolve: '%s' is not a service name (1..128 of [a-z0-9_.-], "
-		"starting with a letter)\n", thoth_textz(name));
+		"starting with a letter)\n", peertext_textz(name));
 	return true;
 }
 
@@ -884,7 +900,7 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 	 * what a good one is (idl/registry.tidl). */
 	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_NAME) {
 		fprintf(stderr, "thothctl: resolve: '%s' is not a service name (1..128 of [a-z0-9_.-], "
-			"starting with a letter)\n", thoth_textz(name));
+			"starting with a letter)\n", peertext_textz(name));
 		return 2;
 	}
 	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_VERSION) {

@@ -353,7 +353,7 @@ int thothctl_moderation(int argc, char **argv, const thothctl_opts_t *opts)
 	 * the devices (ethtool's "no device" is taken for "nothing to show"
 	 * when every interface is listed). */
 	if (dev && !if_nametoindex(dev)) {
-		fprintf(stderr, "thothctl: moderation: --dev %s: no such network interface\n", thoth_textz(dev));
+		fprintf(stderr, "thothctl: moderation: --dev %s: no such network interface\n", peertext_textz(dev));
 		return 1;
 	}
 	if (policy || rate)

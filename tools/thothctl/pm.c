@@ -120,15 +120,15 @@ static void print_cpu_text(const thoth_pm_CpuQos_t *c)
 		printf("; lease bound %u us", c->lease_us);
 	if (c->why & 2)
 		printf("; idle hint %u us (%s) before a wake-up in %.1f us", c->hint_us,
-		       thoth_text(c->hint_state.ptr, c->hint_state.len), (double)c->next_wake_ns / 1000.0);
+		       peertext_text(c->hint_state.ptr, c->hint_state.len), (double)c->next_wake_ns / 1000.0);
 	if (c->idle_states)
 		printf("\n  idle hints: %u cpuidle states (%s)", c->idle_states,
-		       thoth_text(c->idle_driver.ptr, c->idle_driver.len));
+		       peertext_text(c->idle_driver.ptr, c->idle_driver.len));
 	else
 		printf("\n  idle hints: off (cpuidle driver %s: lease bounds only)",
-		       c->idle_driver.len ? thoth_text(c->idle_driver.ptr, c->idle_driver.len) : "none");
+		       c->idle_driver.len ? peertext_text(c->idle_driver.ptr, c->idle_driver.len) : "none");
 	if (c->error.len)
-		printf("\n  NOT APPLIED: %s", thoth_text(c->error.ptr, c->error.len));
+		printf("\n  NOT APPLIED: %s", peertext_text(c->error.ptr, c->error.len));
 	printf("\n");
 }
 
@@ -246,9 +246,9 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 	for (uint32_t i = 0; i < st->services.count; i++) {
 		const thoth_pm_ServiceQos_t *q = &st->services.items[i];
 		printf("service %s: answer within %u us, asked by pid %u (resolve); elements:",
-		       thoth_text(q->service.ptr, q->service.len), q->qos_us, q->holder_pid);
+		       peertext_text(q->service.ptr, q->service.len), q->qos_us, q->holder_pid);
 		for (uint32_t k = 0; k < q->elements.count; k++)
-			printf(" %s", thoth_text(q->elements.items[k].ptr, q->elements.items[k].len));
+			printf(" %s", peertext_text(q->elements.items[k].ptr, q->elements.items[k].len));
 		printf("%s\n", q->elements.count ? "" : " none (CPU bound only)");
 	}
 	if (!st->elements.count) {
@@ -258,11 +258,11 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 	for (uint32_t i = 0; i < st->elements.count; i++) {
 		const thoth_pm_ElementState_t *e = &st->elements.items[i];
 		const thoth_pm_Level_t *cur = &e->levels.items[e->current_level];
-		/* names a driver declared: shown, never obeyed (thoth_text) */
-		printf("\n%s (driver pid %u%s): %s", thoth_text(e->name.ptr, e->name.len), e->driver_pid,
-		       e->dead ? ", DEAD" : "", thoth_text(cur->name.ptr, cur->name.len));
+		/* names a driver declared: shown, never obeyed (peertext_text) */
+		printf("\n%s (driver pid %u%s): %s", peertext_text(e->name.ptr, e->name.len), e->driver_pid,
+		       e->dead ? ", DEAD" : "", peertext_text(cur->name.ptr, cur->name.len));
 		if (e->transitioning)
-			printf(" -> %s", thoth_text(e->levels.items[e->transition_to].name.ptr,
+			printf(" -> %s", peertext_text(e->levels.items[e->transition_to].name.ptr,
 						       e->levels.items[e->transition_to].name.len));
 		printf(", %llu transitions, %u queued requests, %.3f mJ (modelled)\n",
 		       (unsigned long long)e->transitions, e->queued_requests, e->energy_mj);
@@ -273,8 +273,8 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 		       "RESIDENCY ms");
 		for (uint32_t l = 0; l < e->levels.count; l++) {
 			const thoth_pm_Level_t *lv = &e->levels.items[l];
-			const char *name = thoth_text(lv->name.ptr, lv->name.len);
-			printf("  %-3u %-*s %10.1f %10lld %10lld %14.3f%s\n", l, thoth_text_field(name, 12), name,
+			const char *name = peertext_text(lv->name.ptr, lv->name.len);
+			printf("  %-3u %-*s %10.1f %10lld %10lld %14.3f%s\n", l, peertext_field(name, 12), name,
 			       lv->power_mw, (long long)lv->entry_latency_us, (long long)lv->exit_latency_us,
 			       l < e->residency_ns.count ? e->residency_ns.items[l] / 1e6 : 0.0,
 			       l == e->current_level ? "  <" : "");
@@ -290,7 +290,7 @@ static void print_text(const thoth_pm_PowerBroker_state_resp_t *st)
 			const thoth_pm_Keeper_t *kp = &st->keepers.items[k];
 			if (same(kp->element, e->name))
 				printf("  kept awake by %s: %.3f ms, %.3f mJ (modelled)\n",
-				       thoth_text(kp->holder.ptr, kp->holder.len), kp->awake_ns / 1e6,
+				       peertext_text(kp->holder.ptr, kp->holder.len), kp->awake_ns / 1e6,
 				       kp->energy_mj);
 		}
 	}

@@ -349,7 +349,7 @@ static bool lacks_point(uint32_t pid, const char *sub, const char *point)
 	fprintf(stderr, "thothctl: %s: pid %u has no trace point '%s' (%s%s); its points: "
 		"`readelf -n` of each file /proc/%u/maps lists executable (provider thoth), the tree's: docs/OBSERVABILITY.md "
 		"\"Trace points in the tree\"\n", sub, pid, point, near[0] ? "nearest: " : "none near it",
-		thoth_textz(near), pid);
+		peertext_textz(near), pid);
 	return true;
 }
 
@@ -361,7 +361,7 @@ static bool bad_service_name(const char *sub, const char *service)
 	if (thothctl_service_name_ok(service))
 		return false;
 	fprintf(stderr, "thothctl: probe %s: --service '%s' is not a service name (1..128 of "
-		"[a-z0-9_.-], starting with a letter)\n", sub, thoth_textz(service));
+		"[a-z0-9_.-], starting with a letter)\n", sub, peertext_textz(service));
 	return true;
 }
 
@@ -544,8 +544,8 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 					printf("}\n");
 				} else {
 					printf("probe %" PRIu64 ": %s in pid %u: %s\n", p->id,
-					       thoth_text(p->program.ptr, p->program.len), p->pid,
-					       thoth_text(p->state.ptr, p->state.len));
+					       peertext_text(p->program.ptr, p->program.len), p->pid,
+					       peertext_text(p->state.ptr, p->state.len));
 				}
 			}
 			break;
@@ -589,16 +589,16 @@ static int probe_list(int argc, char **argv, const thothctl_opts_t *opts)
 				printf("}\n");
 			} else if (p->kernel) {
 				/* PROGRAM: the object, then its programs in the state column */
-				const char *object = thoth_text(p->object.ptr, p->object.len);
+				const char *object = peertext_text(p->object.ptr, p->object.len);
 				printf("%-6" PRIu64 " %-8s %-*s %-12s %s: %s\n", p->id, "kernel",
-				       thoth_text_field(object, 32), object, "-",
-				       thoth_text(p->state.ptr, p->state.len),
-				       thoth_text(p->program.ptr, p->program.len));
+				       peertext_field(object, 32), object, "-",
+				       peertext_text(p->state.ptr, p->state.len),
+				       peertext_text(p->program.ptr, p->program.len));
 			} else {
-				const char *program = thoth_text(p->program.ptr, p->program.len);
+				const char *program = peertext_text(p->program.ptr, p->program.len);
 				printf("%-6" PRIu64 " %-8u %-*s %-12" PRIu64 " %s\n", p->id, p->pid,
-				       thoth_text_field(program, 32), program, p->runs,
-				       thoth_text(p->state.ptr, p->state.len));
+				       peertext_field(program, 32), program, p->runs,
+				       peertext_text(p->state.ptr, p->state.len));
 			}
 		}
 	}
@@ -787,7 +787,7 @@ static int probe_maps(int argc, char **argv, const thothctl_opts_t *opts)
 			printf(",\"type\":\"%s\",\"lost\":%" PRIu64 ",\"entries\":[", tn, info.lost);
 		} else {
 			/* the probed process's map: its name shown, never obeyed */
-			printf("%s (%s, key %u B, value %u B, max %u%s):\n", thoth_textz(info.name), tn,
+			printf("%s (%s, key %u B, value %u B, max %u%s):\n", peertext_textz(info.name), tn,
 			       info.key_size, info.value_size, info.max_entries, info.lost ? ", some lost" : "");
 		}
 		print_ctx_t pc = { .info = &info, .json = opts->json, .first = true };
@@ -926,8 +926,8 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 			 * and a newline in it broke the line the caret is under.
 			 * The caret goes under the column as shown (an escape
 			 * is 4 columns, a wide character 2). */
-			const char *before = thoth_text(script, col - 1 < n ? col - 1 : n);
-			fprintf(stderr, "  %s\n  %*s^\n", thoth_text(script, n), thoth_text_cols(before), "");
+			const char *before = peertext_text(script, col - 1 < n ? col - 1 : n);
+			fprintf(stderr, "  %s\n  %*s^\n", peertext_text(script, n), peertext_cols(before), "");
 		}
 		return 2;
 	}
@@ -1040,7 +1040,7 @@ static void kernel_maps_print(const thoth_probe_ProbeControl_kernel_maps_resp_t 
 			       m->truncated ? "true" : "false");
 		} else {
 			printf("%s (kernel %s, key %u B, value %u B, max %u%s):\n",
-			       thoth_text(m->name.ptr, m->name.len), thoth_text(m->type.ptr, m->type.len),
+			       peertext_text(m->name.ptr, m->name.len), peertext_text(m->type.ptr, m->type.len),
 			       m->key_size, m->value_size,
 			       m->max_entries, m->truncated ? ", more not shown" : "");
 		}
@@ -1160,7 +1160,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	free(bytes);
 	if (r) {
 		if (r == THOTH_E_REMOTE)
-			fprintf(stderr, "thothctl: %s: %s\n", path, thoth_textz(s.ctl.client.remote_message));
+			fprintf(stderr, "thothctl: %s: %s\n", path, peertext_textz(s.ctl.client.remote_message));
 		else
 			thothctl_call_failed(&s.ctl, "probe kernel", r);
 		session_close(&s);
@@ -1169,7 +1169,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	if (resp.id == 0) {
 		/* the verifier's log, lines and all, through thothd: shown, never obeyed */
 		fprintf(stderr, "thothctl: %s: ", path);
-		thoth_text_fput(stderr, resp.refused.ptr, resp.refused.len, THOTH_TEXT_TAB | THOTH_TEXT_LINES);
+		peertext_fput(stderr, resp.refused.ptr, resp.refused.len, PEERTEXT_TAB | PEERTEXT_LINES);
 		fputs(resp.refused.len && resp.refused.ptr[resp.refused.len - 1] == '\n' ? "" : "\n", stderr);
 		session_close(&s);
 		return 1;
@@ -1178,7 +1178,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	if (!opts->json)
 		for (uint32_t i = 0; i < resp.programs.count; i++)
 			printf("kernel probe %" PRIu64 ": %s: attached\n", id,
-			       thoth_text(resp.programs.items[i].ptr, resp.programs.items[i].len));
+			       peertext_text(resp.programs.items[i].ptr, resp.programs.items[i].len));
 	if (keep) {
 		if (opts->json)
 			printf("{\"id\":%" PRIu64 ",\"kernel\":true,\"held_by\":\"thothd\"}\n", id);

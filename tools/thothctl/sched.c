@@ -232,7 +232,7 @@ static bool str_after(const char *line, const char *key, char *out, size_t len)
 		n += k;
 	}
 	/* a raw multi-byte character the cut split: left out whole */
-	n -= thoth_text_cut_tail(out, n);
+	n -= peertext_cut_tail(out, n);
 	out[n] = 0;
 	return true;
 }
@@ -506,9 +506,9 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 	for (size_t i = 0; i < r->n; i++) {
 		proc_t *p = &r->procs[i];
 		/* the name cut at 20 columns, never inside a character or an escape */
-		const char *name = thoth_textz(p->name);
+		const char *name = peertext_textz(p->name);
 		int cols;
-		size_t cut = thoth_text_prefix(name, 20, &cols);
+		size_t cut = peertext_prefix(name, 20, &cols);
 		printf("%-8u %.*s%*s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
 		       "%6llu %5llu\n",
 		       p->pid, (int)cut, name, 20 - cols, "", p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
@@ -576,7 +576,7 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 			if (*end || !*optarg || optarg[strspn(optarg, "0123456789.eE+-")] || errno == ERANGE ||
 			    !(duration >= 0.001) || duration > 86400) {
 				fprintf(stderr, "thothctl: sched: --duration wants decimal seconds from 0.001 to "
-					"86400, not %s\n", thoth_textz(optarg));
+					"86400, not %s\n", peertext_textz(optarg));
 				return 2;
 			}
 			break;
@@ -606,7 +606,7 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		int fd = mkstemp(tmp);
 		if (fd < 0) {
 			fprintf(stderr, "thothctl: sched: cannot create a temporary file in %s (TMPDIR): %s\n",
-				thoth_textz(tdir), strerror(errno));
+				peertext_textz(tdir), strerror(errno));
 			return 1;
 		}
 		close(fd);

@@ -57,16 +57,16 @@ static void print_text(const thoth_daemon_ServeCounters_t *s)
 {
 	if (!s->workers && !s->why.len) {       /* listed for its dropped oneway calls */
 		printf("pid %u (%s) serves nothing; oneway calls dropped %llu\n", s->pid,
-		       thoth_text(s->process.ptr, s->process.len), (unsigned long long)s->oneways_dropped);
+		       peertext_text(s->process.ptr, s->process.len), (unsigned long long)s->oneways_dropped);
 		return;
 	}
 	/* the serving process's strings (its comm, interface, path), shown,
-	 * never obeyed (thoth_text) */
+	 * never obeyed (peertext_text) */
 	printf("pid %u (%s) serves %s at %s with %u worker%s\n", s->pid,
-	       thoth_text(s->process.ptr, s->process.len), thoth_text(s->iface.ptr, s->iface.len),
-	       thoth_text(s->path.ptr, s->path.len), s->workers, s->workers == 1 ? "" : "s");
+	       peertext_text(s->process.ptr, s->process.len), peertext_text(s->iface.ptr, s->iface.len),
+	       peertext_text(s->path.ptr, s->path.len), s->workers, s->workers == 1 ? "" : "s");
 	if (s->why.len) {
-		printf("  counters refused: %s\n", thoth_text(s->why.ptr, s->why.len));
+		printf("  counters refused: %s\n", peertext_text(s->why.ptr, s->why.len));
 		return;
 	}
 	printf("  calls %llu  turns %llu  clients %u  accepted %llu  refused %llu  handed over %llu\n",

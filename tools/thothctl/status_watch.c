@@ -6,6 +6,17 @@
  * wake-up, so a monitor polling it does not load thothd's one thread.
  * A thothd that is gone leaves its last status in the table (and the
  * uptime would go on growing): thothd's pidfd ends the watch when it exits.
+ *
+ * Lifecycle events (OBS-3: registered, lost, reregistered, ...) as they
+ * come, each once, never the history again (hist46: the watch showed
+ * none).  The table's generation moves at every registration and removal
+ * (a renewal leaves it): only then is thothd asked (Daemon.status with
+ * its events, on one connection kept open), so an idle watch still costs
+ * it nothing; the first look, before the first line (the one round trip
+ * besides the table's), only finds where the history is.  An event's number, seq, is its place in thothd's history
+ * since thothd started (events_dropped + its index: "started" is 0); the
+ * watch shows those past the last it showed, and says how many went by
+ * unseen when more than the history holds (64) came between two looks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +35,104 @@
 #include "thothctl.h"
 
 static volatile sig_atomic_t interrupted;
+
+typedef struct watch_events {
+	thoth_control_t ctl;
+	bool connected;
+	bool off;                       /* not asked again (said once on stderr) */
+	bool have_base;                 /* NEXT_SEQ set by the first look */
+	uint32_t generation;            /* the table's at the last look */
+	uint64_t next_seq;              /* the first event not shown yet */
+} watch_events_t;
+
+static void events_off(watch_events_t *w, const char *why)
+{
+	fprintf(stderr, "thothctl: status --watch: no lifecycle events: %s; the status lines go on\n", why);
+	w->off = true;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The events thothd recorded since the last look, once the table says
+ * the registry changed.  The first look, before the first line (so that
+ * the lines after it cost thothd nothing), only says where the history
+ * is: what came before the watch is not shown. */
+static void events_poll(watch_events_t *w, const thoth_rtable_t *t, const thothctl_opts_t *opts)
+{
+	if (w->off)
+		return;
+	uint32_t gen = thoth_rtable_generation(t);
+	if (w->have_base && gen == w->generation)
+		return;
+	thoth_daemon_Daemon_status_req_t req = { .with_events = true };
+	thoth_daemon_Daemon_status_resp_t st;
+	static _Alignas(16) uint8_t scratch[256 * 1024];        /* as cmd_status's */
+	thoth_arena_t arena;
+	int r = -1;                     /* not asked yet */
+	/* Twice at most: a kept connection thothd closed meanwhile (an idle
+	 * one is the first it closes at its connection limit) is made again. */
+	for (int attempt = 0; attempt < 2 && r; attempt++) {
+		if (w->connected && attempt) {
+			thoth_control_close(&w->ctl);
+			w->connected = false;
+		}
+		if (!w->connected) {
+			if (thothctl_connect(&w->ctl, opts->runtime_dir)) {
+				events_off(w, "cannot connect to thothd's control socket");
+				return;
+			}
+			w->connected = true;
+		}
+		thoth_arena_init(&arena, scratch, sizeof scratch);
+		r = thoth_daemon_Daemon_status(&w->ctl.client, &req, &st, &arena);
+	}
+	if (r) {
+		events_off(w, thoth_strerror(r));
+		return;
+	}
+	if (!st.events_capacity) {
+		events_off(w, "this thothd keeps none (older than Daemon 1.5)");
+		return;
+	}
+	uint64_t first = st.events_dropped, end = first + st.events.count;
+	uint64_t now = mono_ns();
+	w->generation = gen;
+	if (!w->have_base) {            /* where the history is: nothing shown */
+		w->have_base = true;
+		w->next_seq = end;
+		return;
+	}
+	if (first > w->next_seq) {
+		uint64_t unseen = first - w->next_seq;
+		if (opts->json)
+			printf("{\"events_unseen\":%llu}\n", (unsigned long long)unseen);
+		else
+			printf("  %llu event%s came and went between two looks, past thothd's history "
+			       "(the last %u): its log has their lines\n", (unsigned long long)unseen,
+			       unseen == 1 ? "" : "s", st.events_capacity);
+	}
+	for (uint32_t i = 0; i < st.events.count; i++) {
+		uint64_t seq = first + i;
+		if (seq < w->next_seq)
+			continue;
+		if (opts->json) {
+			printf("{\"seq\":%llu,", (unsigned long long)seq);
+			thothctl_lifecycle_event_json(&st.events.items[i], now);
+			printf("}\n");
+		} else {
+			printf("  event %llu  ", (unsigned long long)seq);
+			thothctl_lifecycle_event_text(&st.events.items[i], now);
+		}
+	}
+	if (end > w->next_seq)
+		w->next_seq = end;
+	fflush(stdout);
+}
 
 static void on_signal(int signo)
 {
@@ -84,8 +193,12 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	thoth_rtable_status_t prev, cur;
+	watch_events_t ev = { 0 };
 	bool have_prev = false, pid_checked = false;
 	int status = 0, pidfd = -1;
+	/* Where thothd's history is, before the first line: every line after
+	 * it (the first included) costs thothd nothing. */
+	events_poll(&ev, t, opts);
 	while (!interrupted) {
 		r = thoth_rtable_status(t, &cur);
 		if (r) {
@@ -115,6 +228,7 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 				pidfd = -1;
 			}
 		}
+		events_poll(&ev, t, opts);       /* before the line: the events it counts */
 		print_status(&cur, have_prev ? &prev : NULL, opts->json);
 		prev = cur;
 		have_prev = true;
@@ -129,6 +243,8 @@ int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms)
 	}
 	if (pidfd >= 0)
 		close(pidfd);
+	if (ev.connected)
+		thoth_control_close(&ev.ctl);
 	thoth_rtable_close(t);
 	return status;
 }

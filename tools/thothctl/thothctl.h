@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "thoth/service.h"
+#include "daemon.thoth.h"
 
 /* The global options, parsed once in main.c for every command. */
 typedef struct thothctl_opts {
@@ -90,6 +91,10 @@ thothctl_cmd_fn thothctl_topology;
 /* `thothctl status --watch [MS]` (status_watch.c, SCALE-2): the
  * status from the shared table every INTERVAL_MS, no round trip each. */
 int thothctl_status_watch(const thothctl_opts_t *opts, unsigned interval_ms);
+/* One lifecycle event of Daemon.status (main.c): a line of text, or a
+ * JSON object's members (no braces); NOW: CLOCK_MONOTONIC, for "ago". */
+void thothctl_lifecycle_event_text(const thoth_daemon_LifecycleEvent_t *e, uint64_t now);
+void thothctl_lifecycle_event_json(const thoth_daemon_LifecycleEvent_t *e, uint64_t now);
 /* `thothctl moderation ...` (moderation.c, PM-3).  Needs no thothd. */
 thothctl_cmd_fn thothctl_moderation;
 

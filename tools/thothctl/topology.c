@@ -60,11 +60,11 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 	/* A NAME no service can have ("Echo", "a/b", "..", a newline, 2 KiB)
 	 * was looked up and reported "no live instance of ... in the resolve
 	 * table", exit 1, as if a service by that name had just gone; resolve
-	 * says what a name is (hostile46).  Shown through thoth_textz: the
+	 * says what a name is (hostile46).  Shown through peertext_textz: the
 	 * argument may hold ESC or bidi controls. */
 	if (name && !thothctl_service_name_ok(name)) {
 		fprintf(stderr, "thothctl: topology: '%s' is not a service name (1..128 of [a-z0-9_.-], "
-			"starting with a letter)\n", thoth_textz(name));
+			"starting with a letter)\n", peertext_textz(name));
 		return 2;
 	}
 	thoth_topo_t *t = NULL;
@@ -137,8 +137,8 @@ int thothctl_topology(int argc, char **argv, const thothctl_opts_t *opts)
 			if (lr)
 				printf("%-6u %-8s\n", os, "none");
 			else {
-				const char *addr = thoth_textz(where.addr);
-				printf("%-6u %-8u %-*s %-6u %u\n", os, where.pid, thoth_text_field(addr, 48),
+				const char *addr = peertext_textz(where.addr);
+				printf("%-6u %-8u %-*s %-6u %u\n", os, where.pid, peertext_field(addr, 48),
 				       addr, where.numa_node, dist);
 			}
 		}

@@ -188,7 +188,7 @@ static int do_write(thoth_control_t *ctl, const char *json, const char *ctf)
 		default: break;
 		}
 		fprintf(stderr, "thothctl: cannot write the trace: %s%s\n",
-			thoth_textz(ctl->client.remote_message), why);
+			peertext_textz(ctl->client.remote_message), why);
 		return 1;
 	}
 	if (r)
