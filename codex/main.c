@@ -212,6 +212,7 @@ static int on_stats(void *self, const thoth_codex_Codex_stats_req_t *req, thoth_
 		.cut_budget_bytes = s->compact.cut_budget_bytes, .cut_files_stuck = s->compact.cut_stuck,
 		.orphan_files = s->compact.orphan_held, .orphan_bytes = s->compact.orphan_held_bytes,
 		.orphan_files_removed = s->compact.orphan_files, .orphan_bytes_removed = s->compact.orphan_bytes,
+		.compaction_stopped = thoth_str(s->compact.stopped),
 	};
 	return 0;
 }

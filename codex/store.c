@@ -799,7 +799,9 @@ static void cuts_trim(cx_store_t *s)
 
 static void compact(cx_store_t *s)
 {
-	cuts_trim(s);
+	cuts_trim(s);   /* needs no catalog: a removal the disk lost is redone after a restart */
+	if (s->cstats.stopped[0])
+		return;
 	uint64_t left = 0;
 	for (size_t k = 0; k < s->nsegs; k++)
 		left += s->segs[k].size;
@@ -836,11 +838,34 @@ static void compact(cx_store_t *s)
 	if (ok && cx_crash_hook)
 		cx_crash_hook(CX_PT_COMPACT_CATALOG);
 	/* The commit: renamed and the directory synced.  Until then a crash
-	 * leaves the previous state whole; on failure nothing changes and the
-	 * next epoch tries again.  Said once (until a commit succeeds): it
+	 * leaves the previous state whole; a failed write or rename changes
+	 * nothing and the next epoch tries again (a failed directory fsync
+	 * does not: below).  Said once (until a commit succeeds): it
 	 * failed in silence, and retention then held nothing back while the
 	 * disk filled, with no word of why. */
-	const char *step = !ok ? "write" : rename(tmp, path) ? "rename to" : fsync(s->dirfd) ? "fsync the directory of" : NULL;
+	const char *step = !ok ? "write" : rename(tmp, path) ? "rename to" : NULL;
+	if (!step && fsync(s->dirfd)) {
+		/* The rename happened; whether the disk has it, nobody knows,
+		 * and a second fsync may return 0 for a change the kernel
+		 * dropped after the first failed ("fsyncgate").  Retried, the
+		 * next commit's "success" let the dropped segments go while the
+		 * disk may still hold the old catalog: a crash then found a log
+		 * starting in the middle with no catalog for it.  So retention
+		 * removes no segment until a restart, whose recovery reads the
+		 * catalog the disk really has (old or new: both are whole with
+		 * every segment still there) and fsyncs the directory itself. */
+		cerr = errno;
+		char brief[CX_PATH_BRIEF];
+		snprintf(s->cstats.stopped, sizeof s->cstats.stopped, "fsync the directory %s after the catalog's rename: %s",
+			 cx_path_brief(s->dir, "fsync the directory ", brief), strerror(cerr));
+		fprintf(stderr, "codex[%d]: error: retention stopped removing segments until codex restarts: "
+			"fsync the directory %s after renaming catalog.tmp to catalog failed: %s; the disk may have "
+			"the new catalog or the old one, and a second fsync could report success for a rename the disk "
+			"lost, so no segment is removed (the log grows past --retain-bytes; appends go on); check the "
+			"disk, then restart codex: recovery reads the catalog the disk has and retention resumes\n",
+			(int)getpid(), s->dir, strerror(cerr));
+		return;
+	}
 	if (step) {
 		if (ok)
 			cerr = errno;

@@ -83,6 +83,8 @@ typedef struct cx_stream_info {
 	uint64_t first_seq;             /* the oldest retained (1 until a compaction dropped some) */
 } cx_stream_info_t;
 
+#define CX_PATH_BRIEF 160
+
 typedef struct cx_compact_stats {
 	uint64_t compactions;           /* catalogs committed */
 	uint64_t segments, bytes, records;   /* dropped by them */
@@ -95,6 +97,10 @@ typedef struct cx_compact_stats {
 	uint64_t cut_budget_bytes;      /* what retention keeps of them */
 	uint32_t cut_stuck;             /* ...of those held, ones retention could not remove */
 	int cut_stuck_errno;            /* why (the last one's errno; 0: none) */
+	/* "": retention removes segments; else why it stopped until codex
+	 * restarts (a catalog commit's directory fsync failed): the call,
+	 * the directory (cx_path_brief) and the errno. */
+	char stopped[CX_PATH_BRIEF + 96];
 } cx_compact_stats_t;
 
 /* Crash-test points (tests/codex/test_codex_crash.c): when set, called at
@@ -152,7 +158,6 @@ int cx_store_seg_name(const cx_store_t *s, uint64_t segno, char *out, size_t cap
  * longer one's middle is cut to "..." so that its head and its tail, the
  * file's name, survive.  Never inside a UTF-8 character.  OUT holds
  * CX_PATH_BRIEF bytes; returns it. */
-#define CX_PATH_BRIEF 160
 #define cx_path_brief(path, prefix, out)                                                              \
 	cx_path_fit(path, CX_PATH_BRIEF - sizeof(prefix) + 0 * sizeof(char[sizeof(prefix) <= 100 ? 1 : -1]), out)
 const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF]);

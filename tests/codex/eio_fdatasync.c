@@ -18,6 +18,15 @@
  * one, and the shim says so on stderr ("... again after its failure"), so
  * a test counts a journal's retries.
  *
+ * Retention's catalog commit (docs/CODEX.md "Retention and compaction"),
+ * selected by $THOTH_TEST_EIO_CATALOG: once the file it names exists, the
+ * first rename(2) to a name ending "/catalog" arms the shim and the next
+ * fsync(2) of a directory (the commit's) fails with EIO, that one only;
+ * every later fsync of a directory is the real one, said on stderr as
+ * above, and so is every unlink(2) of a segment file (seg-*.log or .idx)
+ * after the failure ("eio_fdatasync: unlink of PATH after the failed
+ * directory fsync"), so a test counts the segments removed after it.
+ *
  * codex's fdatasyncs go through io_uring where it can have it, which no
  * preload can see: io_uring_queue_init_params (liburing's) answers
  * -ENOSYS here, as in a sandbox without io_uring, and codex runs its loop
@@ -25,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,10 +87,35 @@ int fdatasync(int fd)
 }
 
 static atomic_bool failed_dir;
+static atomic_bool cat_armed;
+
+int rename(const char *from, const char *to)
+{
+	const char *flag = getenv("THOTH_TEST_EIO_CATALOG");
+	size_t n = strlen(to);
+	int r = renameat(AT_FDCWD, from, AT_FDCWD, to);  /* libc's, not the one preloaded here */
+	if (!r && flag && n >= 8 && !strcmp(to + n - 8, "/catalog") && access(flag, F_OK) == 0 &&
+	    !atomic_exchange(&cat_armed, true))
+		fprintf(stderr, "eio_fdatasync: renamed %s to %s: the next directory fsync fails\n", from, to);
+	return r;
+}
+
+int unlink(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	size_t n = strlen(base);
+	if (getenv("THOTH_TEST_EIO_CATALOG") && atomic_load(&failed_dir) && !strncmp(base, "seg-", 4) &&
+	    n > 4 && (!strcmp(base + n - 4, ".log") || !strcmp(base + n - 4, ".idx")))
+		fprintf(stderr, "eio_fdatasync: unlink of %s after the failed directory fsync\n", path);
+	return unlinkat(AT_FDCWD, path, 0);
+}
 
 int fsync(int fd)
 {
 	const char *flag = getenv("THOTH_TEST_EIO_DIRFSYNC");
+	if (!flag && getenv("THOTH_TEST_EIO_CATALOG"))
+		flag = atomic_load(&cat_armed) ? "/" : NULL;     /* "/" exists: the armed one fails */
 	struct stat st;
 	if (!flag || fstat(fd, &st) || !S_ISDIR(st.st_mode))
 		return (int)syscall(SYS_fsync, fd);

@@ -274,6 +274,8 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		printf(",\"orphan_files\":%u,\"orphan_bytes\":%llu,\"orphan_files_removed\":%llu,"
 		       "\"orphan_bytes_removed\":%llu", s->orphan_files, (unsigned long long)s->orphan_bytes,
 		       (unsigned long long)s->orphan_files_removed, (unsigned long long)s->orphan_bytes_removed);
+		printf(",\"compaction_stopped\":");
+		thothctl_json_str(s->compaction_stopped.ptr, s->compaction_stopped.len);
 		printf(",\"recent\":[");
 		for (uint32_t k = 0; k < s->recent.count; k++) {
 			const thoth_codex_Epoch_t *e = &s->recent.items[k];
@@ -325,6 +327,9 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 		       (unsigned long long)s->compacted_records, (unsigned long long)s->compacted_bytes);
 	else
 		printf("retention: keep everything (%llu bytes in segments)\n", (unsigned long long)s->segment_bytes);
+	if (s->compaction_stopped.len)
+		printf("retention STOPPED until codex restarts (no segment removed; appends go on): %s\n",
+		       peertext_text(s->compaction_stopped.ptr, s->compaction_stopped.len));
 	/* Tails recovery set aside: evidence, kept by retention within their
 	 * own budget (codex 1.3). */
 	if (s->cut_files || s->cut_files_removed) {

@@ -1,0 +1,139 @@
+#!/bin/bash
+# test_codex_compact_dir_eio.sh THOTHD THOTHCTL CODEX SHIM
+# Retention's catalog commit whose directory fsync fails (docs/CODEX.md
+# "Retention and compaction"), through the LD_PRELOAD shim eio_fdatasync.c
+# (THOTH_TEST_EIO_CATALOG: the fsync of the directory right after the
+# rename to "catalog" fails with EIO, once; every later one is real and
+# succeeds, as a kernel that dropped the error says).  A retried commit
+# then removed the dropped segments on that "success", while the disk may
+# hold the old catalog.  Checked: after the failure no segment file is
+# removed (the shim logs any unlink of one), compactions stop counting,
+# stats names the cause (compaction_stopped), the log says it once, and
+# appends go on; after a restart every acknowledged record still retained
+# reads back in order and compaction resumes.
+set -u
+. "$(dirname "$0")/../common/thoth_test.sh"
+THOTHD=$1 THOTHCTL=$2 CODEX=$3 SHIM=$4
+tt_init
+tt_mkdir RT codex-catdir
+tt_mkdir W codex-catdir-work
+export THOTH_RUNTIME_DIR=$RT
+DATA=$W/data
+FLAG=$W/fail-now
+show_logs() { echo "--- codex.log"; tail -30 "$W/codex.log"; }
+fail() { echo "FAIL: $*"; show_logs; exit 1; }
+tt_start_thothd "$RT" --http-port off
+codex_up() { "$THOTHCTL" codex stats >/dev/null 2>&1; }
+stats() { "$THOTHCTL" codex stats --json; }
+start_codex() {
+	tt_spawn env LD_PRELOAD="$SHIM" THOTH_TEST_EIO_CATALOG="$FLAG" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$CODEX" --runtime-dir "$RT" --data-dir "$DATA" --workers 2 --no-pm \
+		--segment-bytes 4096 --retain-bytes 8192 2>>"$W/codex.log"
+	CODEX_PID=$TT_PID
+	tt_until --show "$W/codex.log" 30 "codex to register" codex_up
+	be=$(stats | jq -r .backend)
+	[ "$be" = epoll ] || fail "codex's loop runs on '$be' under the shim, not epoll: the shim cannot see its syncs"
+}
+stop_codex() {
+	kill -TERM "$CODEX_PID"
+	for _ in $(seq 1500); do _tt_ours "$CODEX_PID" live || break; sleep 0.02; done
+	_tt_ours "$CODEX_PID" live && fail "codex did not end within 30 s of SIGTERM"
+	tt_reap "$CODEX_PID"
+}
+# Record I: 1000 bytes (4 KiB segments: a roll every 3 or 4).
+rec() { printf "r%-999s\n" "$1" | tr ' ' x; }
+N=0
+append() {      # append COUNT: one sync append each, record N+1 ...
+	local i
+	for i in $(seq "$1"); do
+		N=$((N + 1))
+		seq_=$(rec $N | timeout 60 "$THOTHCTL" codex append notes --sync 2>&1) ||
+			fail "append $N: $seq_"
+		[ "$seq_" = "$N" ] || fail "append $N was acknowledged as '$seq_'"
+	done
+}
+segs() { (cd "$DATA" && ls seg-*.log 2>/dev/null | sort); }
+# The retained records read back in order, each as written.
+check_read() {
+	local got first n
+	got=$("$THOTHCTL" codex read notes --json) || fail "read notes"
+	first=$(jq '.[0].seq' <<<"$got")
+	n=$(jq length <<<"$got")
+	[ $((first + n - 1)) = "$N" ] || fail "$1: read $n records from $first, the last acknowledged is $N"
+	jq -e --argjson f "$first" 'to_entries | all(.value.seq == .key + $f)' <<<"$got" >/dev/null ||
+		fail "$1: the records are not in order: $(jq -c 'map(.seq)' <<<"$got")"
+	for i in $(seq "$first" "$N"); do
+		[ "$(jq -r --argjson k $((i - first)) '.[$k].data' <<<"$got")" = "$(rec "$i" | tr -d '\n')" ] ||
+			fail "$1: record $i does not read back as written"
+	done
+	echo "ok: $1: records $first..$N read back"
+}
+
+start_codex
+"$THOTHCTL" codex create notes || fail "create notes"
+# Retention works under the shim before the failure.
+append 16
+c0=$(stats | jq .compactions)
+[ "$c0" -ge 1 ] || fail "no compaction before the failure: $(stats)"
+touch "$FLAG"
+for _ in $(seq 40); do
+	grep -q "eio_fdatasync: fsync of the directory .* fails with EIO" "$W/codex.log" && break
+	append 1
+done
+grep -q "eio_fdatasync: renamed .*/catalog.tmp to $DATA/catalog" "$W/codex.log" ||
+	fail "no catalog rename armed the shim"
+grep -q "eio_fdatasync: fsync of the directory $DATA fails with EIO" "$W/codex.log" ||
+	fail "no compaction's directory fsync failed in 40 appends"
+c1=$(stats | jq .compactions)
+before=$(segs)
+echo "ok: the catalog commit's directory fsync failed after record $N ($c1 compactions)"
+# Appends go on, with rolls: each epoch after a roll would compact.
+append 24
+grep "eio_fdatasync: unlink of" "$W/codex.log" && fail "segment files were removed after the failed fsync"
+for f in $before; do [ -e "$DATA/$f" ] || fail "$f was removed after the failed fsync"; done
+[ "$(stats | jq .compactions)" = "$c1" ] || fail "compactions went on: $(stats | jq .compactions), was $c1"
+[ "$(segs | wc -l)" -gt "$(wc -w <<<"$before")" ] || fail "no roll after the failure: $(segs | tr '\n' ' ')"
+pat="fsync the directory $DATA after the catalog's rename: Input/output error"
+[ "$(stats | jq -r .compaction_stopped)" = "$pat" ] ||
+	fail "stats' compaction_stopped: '$(stats | jq -r .compaction_stopped)'"
+[ "$(stats | jq -r .failure)" = "" ] || fail "the journal stopped: $(stats | jq -r .failure)"
+"$THOTHCTL" codex stats | grep -qF "retention STOPPED until codex restarts (no segment removed; appends go on): $pat" ||
+	fail "thothctl codex stats does not say retention stopped: $("$THOTHCTL" codex stats)"
+n=$(grep -c "error: retention stopped removing segments until codex restarts: fsync the directory $DATA after renaming catalog.tmp to catalog failed: Input/output error" "$W/codex.log")
+[ "$n" = 1 ] || fail "codex's log says retention stopped $n times, not once"
+grep -q "retention's catalog commit failed" "$W/codex.log" && fail "codex logged a commit to retry"
+echo "ok: 24 appends after it, no segment removed ($(segs | wc -l) on the disk), said once"
+check_read "before the restart"
+stop_codex
+rm -f "$FLAG"
+
+# A restart: recovery reads the catalog the disk has (the new one here:
+# no power cut), compaction resumes.
+start_codex
+check_read "after the restart"
+[ "$(stats | jq -r .compaction_stopped)" = "" ] || fail "compaction_stopped after the restart: $(stats)"
+append 8
+[ "$(stats | jq .compactions)" -ge 1 ] || fail "no compaction after the restart: $(stats)"
+[ ! -e "$DATA/$(head -1 <<<"$before")" ] || fail "the oldest segment $(head -1 <<<"$before") is still there"
+[ "$(stats | jq .segment_bytes)" -lt $((8192 + 3 * 4096)) ] || fail "the log is past retention: $(stats)"
+check_read "after compaction resumed"
+stop_codex
+
+# Recovery's own directory fsync failing (THOTH_TEST_EIO_DIRFSYNC: the
+# first one, the flag already there): codex refuses to start, naming the
+# directory and EIO, and does not fsync it again.
+touch "$FLAG"
+rc=0
+timeout 60 env LD_PRELOAD="$SHIM" THOTH_TEST_EIO_DIRFSYNC="$FLAG" \
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	"$CODEX" --runtime-dir "$RT" --data-dir "$DATA" --workers 2 --no-pm \
+	--segment-bytes 4096 --retain-bytes 8192 2>"$W/start.log" || rc=$?
+rm -f "$FLAG"
+[ $rc = 1 ] || { cat "$W/start.log"; fail "codex exited $rc with recovery's directory fsync failing, not 1"; }
+grep -q "eio_fdatasync: fsync of the directory $DATA fails with EIO" "$W/start.log" ||
+	{ cat "$W/start.log"; fail "the shim failed no directory fsync at recovery"; }
+grep -qF "codex: cannot open the journal in $DATA: " "$W/start.log" && grep -q ": fsync data dir: Input/output error$" "$W/start.log" ||
+	{ cat "$W/start.log"; fail "codex's refusal does not name the directory and EIO"; }
+grep -q "again after its failure" "$W/start.log" && { cat "$W/start.log"; fail "codex fsynced the directory again"; }
+echo "ok: recovery's failed directory fsync: $(grep "cannot open" "$W/start.log")"
