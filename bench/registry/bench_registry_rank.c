@@ -35,7 +35,7 @@ static uint64_t median(uint64_t *v, int n)
 	return v[n / 2];
 }
 
-static thoth_registry_t *fill(size_t n, bool walk)
+static thoth_registry_t *fill(size_t n, bool walk, thoth_registry_owner_t *owners[2])
 {
 	thoth_registry_config_t cfg = { .seed = 1, .max_per_owner = 100000, .rank_by_walk = walk };
 	thoth_registry_t *reg;
@@ -46,6 +46,8 @@ static thoth_registry_t *fill(size_t n, bool walk)
 		exit(1);
 	}
 	thoth_registry_owner_set_federated(peer);
+	owners[0] = local;
+	owners[1] = peer;
 	for (size_t i = 0; i < 2 * n; i++) {
 		bool remote = i % 2;
 		char addr[64];
@@ -83,7 +85,8 @@ int main(int argc, char **argv)
 	       "ratio", "count_walk", "count_idx", "ratio", "conflicts");
 	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0] && sizes[k] <= max_n; k++) {
 		size_t n = sizes[k];
-		thoth_registry_t *regs[2] = { fill(n, false), fill(n, true) };
+		thoth_registry_owner_t *owners[2][2];
+		thoth_registry_t *regs[2] = { fill(n, false, owners[0]), fill(n, true, owners[1]) };
 		int reps = n >= 1000 ? 5 : 21;
 		uint64_t res[2][21], cnt[2][21];
 		size_t conflicts[2] = { 0, 0 };
@@ -118,8 +121,11 @@ int main(int argc, char **argv)
 		       ri / 1e6, (double)rw / (double)(ri ? ri : 1), cw / 1e6, ci / 1e6,
 		       (double)cw / (double)(ci ? ci : 1), conflicts[0]);
 		fflush(stdout);
-		thoth_registry_free(regs[0]);
-		thoth_registry_free(regs[1]);
+		for (int w = 0; w < 2; w++) {
+			thoth_registry_owner_drop(regs[w], owners[w][0]);
+			thoth_registry_owner_drop(regs[w], owners[w][1]);
+			thoth_registry_free(regs[w]);
+		}
 	}
 	return 0;
 }
