@@ -78,6 +78,11 @@ typedef struct thoth_registry_config {
 	 * with it.  Must not call back into the registry. */
 	void (*on_change)(void *arg, int kind, const thoth_registry_Instance_t *inst);
 	void *change_arg;
+	/* Tests and benchmarks only: decide which other hosts' instances
+	 * conflict with a live local one (rank_of) by the original walk over
+	 * the name's instances per candidate, O(local x remote), instead of the
+	 * per-call claim index: the oracle the index is checked against. */
+	bool rank_by_walk;
 } thoth_registry_config_t;
 
 #define THOTH_REGISTRY_RENEWED 0x100    /* on_change kind beside the ChangeKind values */
@@ -200,8 +205,9 @@ uint64_t thoth_registry_next_expiry(const thoth_registry_t *reg);
 size_t thoth_registry_count(const thoth_registry_t *reg);
 /* SCALE-3 (Daemon.status): other hosts' instances whose claims conflict
  * with a live local instance of their name, left last in every answer
- * (rank_of).  A walk over every instance: for status, not a hot path. */
-size_t thoth_registry_remote_conflicts(const thoth_registry_t *reg, uint64_t now_ns);
+ * (rank_of).  O(instances x their claims): one pass per name builds an
+ * index of its live local claims (reg's scratch, hence not const). */
+size_t thoth_registry_remote_conflicts(thoth_registry_t *reg, uint64_t now_ns);
 size_t thoth_registry_watch_count(const thoth_registry_t *reg);
 
 /* Why the last ERR_CONTRACT_REFUSED / ERR_BAD_* was answered (never NULL). */
