@@ -337,7 +337,7 @@ static int tr_send_wait(thoth_chan_t *ch, uint8_t *msg, size_t len, unsigned fla
 THOTH_HOT_CLIENT static int tr_send(void *ctx, uint8_t *msg, size_t len)
 {
 	thoth_chan_t *ch = ctx;
-	int r = chan_try_send_flags(&ch->end, msg, len, 0);
+	int r = thoth_chan_send_flags(ch, msg, len, 0, 0);      /* the first try */
 	if (r == THOTH_E_AGAIN && ch->timeout_ms != 0)
 		r = tr_send_wait(ch, msg, len, 0);
 	if (r)
@@ -349,7 +349,7 @@ THOTH_HOT_CLIENT static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_m
 {
 	thoth_chan_t *ch = ctx;
 	/* Urgent: we wait for the answer, so a deferred wake-up is pure delay. */
-	int r = chan_try_send_flags(&ch->end, req, len, THOTH_CHAN_URGENT);
+	int r = thoth_chan_send_flags(ch, req, len, 0, THOTH_CHAN_URGENT);     /* the first try */
 	if (r == THOTH_E_AGAIN && ch->timeout_ms != 0)
 		r = tr_send_wait(ch, req, len, THOTH_CHAN_URGENT);
 	if (r) {
