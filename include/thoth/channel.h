@@ -137,7 +137,10 @@ typedef struct thoth_chan_config {
 	thoth_chan_limits_t limits;           /* asked of the service; 0 = its default */
 	thoth_chan_wait_t wait;
 	uint32_t spin_ns;                     /* 0 = THOTH_CHAN_DEFAULT_SPIN_NS */
-	int timeout_ms;                       /* per blocking call: 0 = wait forever */
+	/* A call through thoth_chan_client (a generated stub: its buffer, its
+	 * send, its reply) waits at most this long in all, from its first wait,
+	 * not this long per stage (docs/IPC.md "Timeouts"): 0 = wait forever */
+	int timeout_ms;
 	int handshake_timeout_ms;             /* the whole opening (connect, reply): 0 = 2000 */
 	bool loop_wakeup;                     /* wake-ups on the channel's socket: thoth_chan_fd */
 	thoth_chan_moderation_cfg_t moderation;  /* of the responses we receive (PM-3) */

@@ -125,9 +125,18 @@ struct thoth_chan {
 	thoth_client_t client;
 	int sock;                       /* liveness, and doorbells with loop_wakeup */
 	bool loop_wakeup;               /* the service rings sock instead of a futex */
-	int timeout_ms;                 /* < 0: forever */
+	int timeout_ms;                 /* < 0: forever; the whole transport call (below) */
 	uint64_t features;
 	bool mapped;
+	/* The deadline of the transport call in progress (docs/IPC.md
+	 * "Timeouts"): fixed at the call's first wait, so that its later stages
+	 * wait only for what is left.  call_at is the number of messages sent
+	 * before the call's request: a later stage of the same call finds it
+	 * unchanged (or one more, once the request is out), a later call never
+	 * does.  Only waiting paths read or write them: a call that never waits
+	 * pays for none of it. */
+	uint64_t call_deadline;         /* 0: none */
+	uint64_t call_at;
 };
 
 static int remaining_ms(uint64_t deadline)
@@ -158,7 +167,32 @@ static int wait_budget(uint64_t *deadline, int timeout_ms)
 	return remaining_ms(*deadline);
 }
 
-static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms) __attribute__((noinline));
+/* Messages this end has sent (64-bit: it does not wrap). */
+static uint64_t sent_count(const thoth_chan_t *ch)
+{
+	return ch->end.st.sent_inline + ch->end.st.sent_pool;
+}
+
+/* wait_budget for a stage of a transport call (CALL set; ch->timeout_ms)
+ * whose request is sent message number AT: the first wait of the call fixes
+ * the deadline, a later stage's first wait takes it over.  Without CALL:
+ * wait_budget, one deadline per call of the function (the public API). */
+static int stage_budget(thoth_chan_t *ch, bool call, uint64_t *deadline, int timeout_ms, uint64_t at)
+{
+	if (!call)
+		return wait_budget(deadline, timeout_ms);
+	if (!*deadline && ch->call_deadline && ch->call_at == at)
+		*deadline = ch->call_deadline;
+	if (!*deadline) {
+		*deadline = ch->call_deadline = deadline_of(timeout_ms);
+		ch->call_at = at;
+		return timeout_ms;
+	}
+	return remaining_ms(*deadline);
+}
+
+static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms, bool call)
+	__attribute__((noinline));
 
 /* The first try inline, the waiting loop apart (alloc_wait): most calls find
  * a free slot at once and then pay for none of the loop's registers. */
@@ -167,22 +201,30 @@ THOTH_HOT_CLIENT int thoth_chan_alloc(thoth_chan_t *ch, size_t len, uint8_t **bu
 	int r = chan_try_alloc_fast(&ch->end, len, buf);
 	if (r != THOTH_E_AGAIN || timeout_ms == 0)
 		return r;
-	return alloc_wait(ch, len, buf, timeout_ms);
+	return alloc_wait(ch, len, buf, timeout_ms, false);
 }
 
-static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms)
+/* CALL: the first stage of a transport call, so always a new deadline. */
+static int alloc_wait(thoth_chan_t *ch, size_t len, uint8_t **buf, int timeout_ms, bool call)
 {
 	uint64_t deadline = 0;
+	if (call)
+		ch->call_deadline = 0;
 	for (;;) {
-		int left = wait_budget(&deadline, timeout_ms);
+		int r;
+		int left = stage_budget(ch, call, &deadline, timeout_ms, sent_count(ch));
 		if (left == 0)
-			return THOTH_E_TIMEDOUT;
-		int r = chan_wait(&ch->end, len <= THOTH_CHAN_INLINE_MAX ? CHAN_WAIT_SLOT : CHAN_WAIT_POOL, len, left);
-		if (r)
+			r = THOTH_E_TIMEDOUT;
+		else
+			r = chan_wait(&ch->end, len <= THOTH_CHAN_INLINE_MAX ? CHAN_WAIT_SLOT : CHAN_WAIT_POOL, len,
+				      left);
+		if (!r)
+			r = chan_try_alloc(&ch->end, len, buf);
+		if (r != THOTH_E_AGAIN) {
+			if (r && call)
+				ch->call_deadline = 0;  /* no later stage */
 			return r;
-		r = chan_try_alloc(&ch->end, len, buf);
-		if (r != THOTH_E_AGAIN)
-			return r;
+		}
 	}
 }
 
@@ -196,18 +238,30 @@ void thoth_chan_flush(thoth_chan_t *ch)
 	chan_mod_flush(&ch->end);
 }
 
+static int send_wait(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags, bool call)
+	__attribute__((noinline));
+
 THOTH_HOT_CLIENT int thoth_chan_send_flags(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags)
+{
+	int r = chan_try_send_flags(&ch->end, buf, len, flags);
+	if (r != THOTH_E_AGAIN || timeout_ms == 0)
+		return r;
+	return send_wait(ch, buf, len, timeout_ms, flags, false);
+}
+
+/* The ring is full: wait for room.  CALL: a stage of a transport call. */
+static int send_wait(thoth_chan_t *ch, uint8_t *buf, size_t len, int timeout_ms, unsigned flags, bool call)
 {
 	uint64_t deadline = 0;
 	for (;;) {
-		int r = chan_try_send_flags(&ch->end, buf, len, flags);
-		if (r != THOTH_E_AGAIN || timeout_ms == 0)
-			return r;
-		int left = wait_budget(&deadline, timeout_ms);
+		int left = stage_budget(ch, call, &deadline, timeout_ms, sent_count(ch));
 		if (left == 0)
 			return THOTH_E_TIMEDOUT;
-		r = chan_wait(&ch->end, CHAN_WAIT_SLOT, 0, left);
+		int r = chan_wait(&ch->end, CHAN_WAIT_SLOT, 0, left);
 		if (r)
+			return r;
+		r = chan_try_send_flags(&ch->end, buf, len, flags);
+		if (r != THOTH_E_AGAIN)
 			return r;
 	}
 }
@@ -217,23 +271,35 @@ void thoth_chan_discard(thoth_chan_t *ch, uint8_t *buf)
 	chan_discard(&ch->end, buf);
 }
 
+static int recv_wait(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms, bool call) __attribute__((noinline));
+
 THOTH_HOT_CLIENT int thoth_chan_recv(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms)
+{
+	int r = chan_try_recv(&ch->end, msg);
+	if (r != THOTH_E_AGAIN)
+		return r;
+	if (timeout_ms == 0) {
+		/* Nothing yet: still report a peer that is gone. */
+		r = chan_check_peer(&ch->end);
+		return r ? r : THOTH_E_AGAIN;
+	}
+	return recv_wait(ch, msg, timeout_ms, false);
+}
+
+/* Nothing yet: wait.  CALL: the last stage of a transport call, whose
+ * request went out as the last message sent. */
+static int recv_wait(thoth_chan_t *ch, thoth_msg_t *msg, int timeout_ms, bool call)
 {
 	uint64_t deadline = 0;
 	for (;;) {
-		int r = chan_try_recv(&ch->end, msg);
-		if (r != THOTH_E_AGAIN)
-			return r;
-		if (timeout_ms == 0) {
-			/* Nothing yet: still report a peer that is gone. */
-			r = chan_check_peer(&ch->end);
-			return r ? r : THOTH_E_AGAIN;
-		}
-		int left = wait_budget(&deadline, timeout_ms);
+		int left = stage_budget(ch, call, &deadline, timeout_ms, sent_count(ch) - 1);
 		if (left == 0)
 			return THOTH_E_TIMEDOUT;
-		r = chan_wait(&ch->end, CHAN_WAIT_RECV, 0, left);
+		int r = chan_wait(&ch->end, CHAN_WAIT_RECV, 0, left);
 		if (r)
+			return r;
+		r = chan_try_recv(&ch->end, msg);
+		if (r != THOTH_E_AGAIN)
 			return r;
 	}
 }
@@ -245,16 +311,35 @@ void thoth_chan_release(thoth_chan_t *ch, thoth_msg_t *msg)
 
 /* ---- the transport generated stubs call through ---- */
 
+/* A call's stages -- get_buffer, then call or send -- share one deadline,
+ * ch->timeout_ms from the call's first wait (docs/IPC.md "Timeouts"), not
+ * one each: a ring that stays full and then a slow reply cannot make a
+ * call wait three times its timeout.  The first tries are the public API's
+ * fast paths; only the waiting paths (alloc_wait, send_wait, recv_wait with
+ * CALL set) carry the deadline over, in ch. */
 THOTH_HOT_CLIENT static int tr_get_buffer(void *ctx, size_t len, uint8_t **buf)
 {
 	thoth_chan_t *ch = ctx;
-	return thoth_chan_alloc(ch, len, buf, ch->timeout_ms);
+	int r = chan_try_alloc_fast(&ch->end, len, buf);
+	if (r != THOTH_E_AGAIN || ch->timeout_ms == 0)
+		return r;
+	return alloc_wait(ch, len, buf, ch->timeout_ms, true);
+}
+
+static int tr_send_wait(thoth_chan_t *ch, uint8_t *msg, size_t len, unsigned flags)
+{
+	int r = send_wait(ch, msg, len, ch->timeout_ms, flags, true);
+	if (r)
+		ch->call_deadline = 0;  /* the request is not out: the next call must not match call_at */
+	return r;
 }
 
 THOTH_HOT_CLIENT static int tr_send(void *ctx, uint8_t *msg, size_t len)
 {
 	thoth_chan_t *ch = ctx;
-	int r = thoth_chan_send(ch, msg, len, ch->timeout_ms);
+	int r = thoth_chan_send_flags(ch, msg, len, 0, 0);      /* the first try */
+	if (r == THOTH_E_AGAIN && ch->timeout_ms != 0)
+		r = tr_send_wait(ch, msg, len, 0);
 	if (r)
 		chan_discard(&ch->end, msg);
 	return r;
@@ -264,12 +349,21 @@ THOTH_HOT_CLIENT static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_m
 {
 	thoth_chan_t *ch = ctx;
 	/* Urgent: we wait for the answer, so a deferred wake-up is pure delay. */
-	int r = thoth_chan_send_flags(ch, req, len, ch->timeout_ms, THOTH_CHAN_URGENT);
+	int r = thoth_chan_send_flags(ch, req, len, 0, THOTH_CHAN_URGENT);     /* the first try */
+	if (r == THOTH_E_AGAIN && ch->timeout_ms != 0)
+		r = tr_send_wait(ch, req, len, THOTH_CHAN_URGENT);
 	if (r) {
 		chan_discard(&ch->end, req);
 		return r;
 	}
-	return thoth_chan_recv(ch, resp, ch->timeout_ms);
+	r = chan_try_recv(&ch->end, resp);
+	if (r != THOTH_E_AGAIN)
+		return r;
+	if (ch->timeout_ms == 0) {
+		r = chan_check_peer(&ch->end);
+		return r ? r : THOTH_E_AGAIN;
+	}
+	return recv_wait(ch, resp, ch->timeout_ms, true);
 }
 
 THOTH_HOT_CLIENT static void tr_release(void *ctx, thoth_msg_t *resp)
@@ -281,7 +375,9 @@ THOTH_HOT_CLIENT static void tr_release(void *ctx, thoth_msg_t *resp)
 
 static void tr_discard(void *ctx, uint8_t *buf)
 {
-	thoth_chan_discard(ctx, buf);
+	thoth_chan_t *ch = ctx;
+	ch->call_deadline = 0;          /* the call ends unsent: its deadline must not reach the next */
+	thoth_chan_discard(ch, buf);
 }
 
 static const thoth_transport_ops_t chan_transport = {

@@ -129,6 +129,12 @@ static int on_nap(void *self, const thoth_chantest_Test_nap_req_t *req,
 	return 0;
 }
 
+static void on_doze(void *self, const thoth_chantest_Test_doze_req_t *req)
+{
+	struct timespec ts = { req->ms / 1000, (long)(req->ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
 static int on_die(void *self, const thoth_chantest_Test_die_req_t *req,
 		  thoth_chantest_Test_die_resp_t *resp, thoth_arena_t *arena)
 {
@@ -163,7 +169,7 @@ static int on_extra(void *self, const thoth_chantest_Test_extra_only_req_t *req,
 
 static const thoth_chantest_Test_handlers_t handlers = {
 	.echo = on_echo, .sink = on_sink, .note = on_note, .notes = on_notes, .nap = on_nap,
-	.die = on_die, .health = on_health, .extra_only = on_extra,
+	.die = on_die, .health = on_health, .extra_only = on_extra, .doze = on_doze,
 };
 
 static void log_line(void *arg, const char *m)

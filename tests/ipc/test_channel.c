@@ -43,6 +43,7 @@
 #include "chantest_v2.thoth.h"
 #include "echo.thoth.h"
 #include "thoth/channel.h"
+#include "skip.h"
 #include "testutil.h"
 #include "../common/tmpdir.h"
 #include "../common/skip.h"
@@ -590,6 +591,77 @@ static void test_full_ring_gives_again_or_timeout(void **state)
 	}
 	assert_int_equal(thoth_chan_alloc(ch, 128, &buf, 0), 0);
 	thoth_chan_discard(ch, buf);
+	thoth_chan_close(ch);
+}
+
+/*
+ * timeout_ms bounds a whole call, not each of its stages (docs/IPC.md
+ * "Timeouts"): a call that first waits for ring room and then for its
+ * reply returns THOTH_E_TIMEDOUT about T after its first wait.  Before,
+ * each stage had T of its own: here the slot wait (~2T/3) plus a full T
+ * for the reply, ~5T/3; the bound 4T/3 leaves T/3 for scheduling.
+ * No lower bound: a loaded machine only makes the call end later.
+ */
+static void test_call_timeout_spans_its_stages(void **state)
+{
+	enum { T = 600, FIRST_NAP = 400 };
+	start_service("--slots", "2", NULL);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .limits = { .slots = 2 },
+				    .timeout_ms = T };
+	thoth_chan_t *ch = open_with(&cfg);
+	thoth_msg_header_t meta = { .request_id = 1 };
+	uint8_t *buf;
+	size_t len = 128;
+	/* Oneway naps, so that no answer comes before the call's own: the
+	 * service naps FIRST_NAP on the first, 1.5 s on the second, and the
+	 * third keeps the ring full behind it. */
+	static const uint32_t naps[3] = { FIRST_NAP, 1500, 0 };
+	for (int i = 0; i < 3; i++) {
+		thoth_chantest_Test_doze_req_t nap = { .ms = naps[i] };
+		len = 128;
+		meta.request_id = 0;
+		assert_int_equal(thoth_chan_alloc(ch, len, &buf, -1), 0);
+		assert_int_equal(thoth_chantest_Test_doze_req_encode_msg(buf, len, &meta, &nap, &len), 0);
+		assert_int_equal(thoth_chan_send(ch, buf, len, -1), 0);
+		if (i == 0) {   /* taken: napping from now on */
+			chan_end_t *e = thoth_chan__end(ch);
+			for (int k = 0; k < 10000 && atomic_load(&e->ctl->dir[CHAN_REQ].tail) != 1; k++)
+				usleep(1000);
+			assert_int_equal(atomic_load(&e->ctl->dir[CHAN_REQ].tail), 1);
+		}
+	}
+	assert_int_equal(thoth_chan_alloc(ch, 128, &buf, 0), THOTH_E_AGAIN);
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	uint64_t sent = st.sent_inline + st.sent_pool;
+	/* A generated stub: get_buffer waits for the slot the second request
+	 * frees (< FIRST_NAP), call then waits for a reply that comes after
+	 * 1.5 s. */
+	thoth_chantest_Test_nap_req_t rq = { .ms = 0 };
+	thoth_chantest_Test_nap_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	uint64_t t0 = test_now_ns();
+	int r = thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a);
+	uint64_t took_ms = (test_now_ns() - t0) / 1000000u;
+	thoth_chan_stats(ch, &st);
+	print_message("a call with timeout_ms %d: %s after %llu ms\n", T, thoth_strerror(r),
+		      (unsigned long long)took_ms);
+	assert_int_equal(r, THOTH_E_TIMEDOUT);
+	if (st.sent_inline + st.sent_pool != sent + 1) {
+		thoth_chan_close(ch);
+		skip_because("the service took over %d ms to free a ring slot (a loaded machine): "
+			     "only the first stage waited, nothing measured", T);
+	}
+	assert_true(took_ms < T * 4 / 3);
+	/* The next call's stages start a deadline of their own: a stale one
+	 * (already past) would end it at its first wait. */
+	rq.ms = 100;
+	thoth_msg_t m;
+	assert_int_equal(thoth_chan_recv(ch, &m, 10000), 0);   /* the late answer */
+	thoth_chan_release(ch, &m);
+	assert_int_equal(thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a), 0);
 	thoth_chan_close(ch);
 }
 
@@ -1405,6 +1477,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_handshake_refusals_say_why, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_dying_in_handshake_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_ring_gives_again_or_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_call_timeout_spans_its_stages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exhausted_pool_gives_again_or_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_killed_mid_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_exiting_in_handler_is_noticed, setup, teardown),
