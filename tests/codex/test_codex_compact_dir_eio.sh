@@ -39,7 +39,9 @@ stop_codex() {
 	kill -TERM "$CODEX_PID"
 	for _ in $(seq 1500); do _tt_ours "$CODEX_PID" live || break; sleep 0.02; done
 	_tt_ours "$CODEX_PID" live && fail "codex did not end within 30 s of SIGTERM"
-	tt_reap "$CODEX_PID"
+	local rc=0
+	tt_reap "$CODEX_PID" || rc=$?
+	[ $rc = 0 ] || fail "codex exited $rc on SIGTERM, not 0 (a sanitizer report is in its log)"
 }
 # Record I: 1000 bytes (4 KiB segments: a roll every 3 or 4).
 rec() { printf "r%-999s\n" "$1" | tr ' ' x; }
