@@ -851,9 +851,12 @@ static void compact(cx_store_t *s)
 		 * next commit's "success" let the dropped segments go while the
 		 * disk may still hold the old catalog: a crash then found a log
 		 * starting in the middle with no catalog for it.  So retention
-		 * removes no segment until a restart, whose recovery reads the
-		 * catalog the disk really has (old or new: both are whole with
-		 * every segment still there) and fsyncs the directory itself. */
+		 * removes no segment until a restart.  A restart of codex alone
+		 * reads the directory as the kernel shows it (the new catalog),
+		 * removes the segments it drops and then fsyncs: no safer than a
+		 * retry.  Hence "check the disk" first: after a remount or a
+		 * reboot recovery reads the catalog the disk really has (old or
+		 * new: both are whole with every segment still there). */
 		cerr = errno;
 		char brief[CX_PATH_BRIEF];
 		snprintf(s->cstats.stopped, sizeof s->cstats.stopped, "fsync the directory %s after the catalog's rename: %s",
@@ -862,7 +865,8 @@ static void compact(cx_store_t *s)
 			"fsync the directory %s after renaming catalog.tmp to catalog failed: %s; the disk may have "
 			"the new catalog or the old one, and a second fsync could report success for a rename the disk "
 			"lost, so no segment is removed (the log grows past --retain-bytes; appends go on); check the "
-			"disk, then restart codex: recovery reads the catalog the disk has and retention resumes\n",
+			"disk and remount it (or reboot), then restart codex: recovery then reads the catalog the disk has and "
+			"retention resumes (a restart alone reads the kernel's view of the directory, no safer than a retry)\n",
 			(int)getpid(), s->dir, strerror(cerr));
 		return;
 	}
