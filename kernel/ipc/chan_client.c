@@ -328,10 +328,7 @@ THOTH_HOT_CLIENT static int tr_get_buffer(void *ctx, size_t len, uint8_t **buf)
 
 static int tr_send_wait(thoth_chan_t *ch, uint8_t *msg, size_t len, unsigned flags)
 {
-	int r = send_wait(ch, msg, len, ch->timeout_ms, flags, true);
-	if (r)
-		ch->call_deadline = 0;  /* the request is not out: the next call must not match call_at */
-	return r;
+	return send_wait(ch, msg, len, ch->timeout_ms, flags, true);
 }
 
 THOTH_HOT_CLIENT static int tr_send(void *ctx, uint8_t *msg, size_t len)
@@ -340,8 +337,12 @@ THOTH_HOT_CLIENT static int tr_send(void *ctx, uint8_t *msg, size_t len)
 	int r = thoth_chan_send_flags(ch, msg, len, 0, 0);      /* the first try */
 	if (r == THOTH_E_AGAIN && ch->timeout_ms != 0)
 		r = tr_send_wait(ch, msg, len, 0);
-	if (r)
+	if (r) {
+		/* Not sent, by the first try or the wait: the next call's
+		 * request gets this one's number, so it must not find call_at. */
+		ch->call_deadline = 0;
 		chan_discard(&ch->end, msg);
+	}
 	return r;
 }
 
@@ -353,6 +354,7 @@ THOTH_HOT_CLIENT static int tr_call(void *ctx, uint8_t *req, size_t len, thoth_m
 	if (r == THOTH_E_AGAIN && ch->timeout_ms != 0)
 		r = tr_send_wait(ch, req, len, THOTH_CHAN_URGENT);
 	if (r) {
+		ch->call_deadline = 0;  /* not sent: as in tr_send */
 		chan_discard(&ch->end, req);
 		return r;
 	}

@@ -43,7 +43,6 @@
 #include "chantest_v2.thoth.h"
 #include "echo.thoth.h"
 #include "thoth/channel.h"
-#include "skip.h"
 #include "testutil.h"
 #include "../common/tmpdir.h"
 #include "../common/skip.h"
@@ -598,13 +597,16 @@ static void test_full_ring_gives_again_or_timeout(void **state)
  * timeout_ms bounds a whole call, not each of its stages (docs/IPC.md
  * "Timeouts"): a call that first waits for ring room and then for its
  * reply returns THOTH_E_TIMEDOUT about T after its first wait.  Before,
- * each stage had T of its own: here the slot wait (~2T/3) plus a full T
- * for the reply, ~5T/3; the bound 4T/3 leaves T/3 for scheduling.
- * No lower bound: a loaded machine only makes the call end later.
+ * each stage had T of its own: here the slot wait (~3T/4) plus a full T
+ * for the reply, ~7T/4; the bound 27T/20 sits midway, leaving 350 ms for
+ * a loaded machine to deschedule us past the deadline (a 200 ms margin,
+ * T = 600, was within reach of a loaded ASan run).  A service too late
+ * to free the slot within T skips.  No lower bound: a loaded machine
+ * only makes the call end later.
  */
 static void test_call_timeout_spans_its_stages(void **state)
 {
-	enum { T = 600, FIRST_NAP = 400 };
+	enum { T = 1000, FIRST_NAP = 750 };
 	start_service("--slots", "2", NULL);
 	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info, .limits = { .slots = 2 },
 				    .timeout_ms = T };
@@ -613,9 +615,9 @@ static void test_call_timeout_spans_its_stages(void **state)
 	uint8_t *buf;
 	size_t len = 128;
 	/* Oneway naps, so that no answer comes before the call's own: the
-	 * service naps FIRST_NAP on the first, 1.5 s on the second, and the
-	 * third keeps the ring full behind it. */
-	static const uint32_t naps[3] = { FIRST_NAP, 1500, 0 };
+	 * service naps FIRST_NAP on the first, 2.5 s on the second (past the
+	 * old code's ~7T/4), and the third keeps the ring full behind it. */
+	static const uint32_t naps[3] = { FIRST_NAP, 2500, 0 };
 	for (int i = 0; i < 3; i++) {
 		thoth_chantest_Test_doze_req_t nap = { .ms = naps[i] };
 		len = 128;
@@ -636,7 +638,7 @@ static void test_call_timeout_spans_its_stages(void **state)
 	uint64_t sent = st.sent_inline + st.sent_pool;
 	/* A generated stub: get_buffer waits for the slot the second request
 	 * frees (< FIRST_NAP), call then waits for a reply that comes after
-	 * 1.5 s. */
+	 * 2.5 s. */
 	thoth_chantest_Test_nap_req_t rq = { .ms = 0 };
 	thoth_chantest_Test_nap_resp_t rs;
 	uint64_t ab[64];
@@ -654,7 +656,7 @@ static void test_call_timeout_spans_its_stages(void **state)
 		skip_because("the service took over %d ms to free a ring slot (a loaded machine): "
 			     "only the first stage waited, nothing measured", T);
 	}
-	assert_true(took_ms < T * 4 / 3);
+	assert_true(took_ms < T * 27 / 20);
 	/* The next call's stages start a deadline of their own: a stale one
 	 * (already past) would end it at its first wait. */
 	rq.ms = 100;
