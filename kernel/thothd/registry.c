@@ -940,6 +940,15 @@ static thoth_contract_claim_t claim_view(const thoth_common_InterfaceClaim_t *o)
  *     count(id, major, minor) > count(id, major, minor, hash).
  * The walk stays: the fallback when the index cannot be allocated, and the
  * oracle of tests and bench (thoth_registry_config_t.rank_by_walk). */
+/* A live local instance at NOW_NS: whose claims other hosts' instances are
+ * held to.  One predicate for the walk, the index's sizing and its build:
+ * the index is sized from the claims it counts, so a build that inserted
+ * claims the sizing skipped could fill it and probe forever. */
+static bool live_local(const entry_t *l, uint64_t now_ns)
+{
+	return !l->owner->federated && l->inst.expires_at_ns > now_ns;
+}
+
 static bool remote_conflicts_walk(const group_t *g, const entry_t *e, uint64_t now_ns)
 {
 	if (!e->owner->federated)
@@ -948,7 +957,7 @@ static bool remote_conflicts_walk(const group_t *g, const entry_t *e, uint64_t n
 	char why[160];
 	for (size_t k = 0; k < g->count; k++) {
 		const entry_t *l = g->entries[k];
-		if (l->owner->federated || l->inst.expires_at_ns <= now_ns)
+		if (!live_local(l, now_ns))
 			continue;
 		const thoth_common_InterfaceClaim_list_t *theirs = &l->inst.registration.claims;
 		for (uint32_t i = 0; i < mine->count; i++)
@@ -1031,7 +1040,7 @@ static conflicts_t conflicts_begin(thoth_registry_t *reg, const group_t *g, uint
 		const entry_t *l = g->entries[k];
 		if (l->owner->federated)
 			remote++;
-		else if (l->inst.expires_at_ns > now_ns)
+		else if (live_local(l, now_ns))
 			local_claims += l->inst.registration.claims.count;
 	}
 	if (!remote || !local_claims)
@@ -1059,7 +1068,7 @@ static conflicts_t conflicts_begin(thoth_registry_t *reg, const group_t *g, uint
 	cx.how = CONFLICTS_INDEX;
 	for (size_t k = 0; k < g->count; k++) {
 		const entry_t *l = g->entries[k];
-		if (l->owner->federated || l->inst.expires_at_ns <= now_ns)
+		if (!live_local(l, now_ns))
 			continue;
 		const thoth_common_InterfaceClaim_list_t *theirs = &l->inst.registration.claims;
 		for (uint32_t j = 0; j < theirs->count; j++)
