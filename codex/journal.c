@@ -146,8 +146,17 @@ static void epoch_done(cx_journal_t *j)
 		cx_store_synced(j->st, j->fl, j->nfl, j->fl_dir);
 		if (!j->readers)
 			cx_store_release_retired(j->st);
+		/* This epoch's records are durable (their segments' names were
+		 * covered by its directory fsync or an earlier one); a failed
+		 * directory fsync of retention's with a newer segment's name
+		 * at stake stops the journal after them (store.c,
+		 * names_at_risk). */
 		if (j->fl_lsn > j->durable_lsn)
 			j->durable_lsn = j->fl_lsn;
+		char sw[CX_FAILURE_LEN];
+		int sr = cx_store_failure(j->st, sw, sizeof sw);
+		if (sr)
+			stopped = journal_stop(j, sr, sw);
 		uint64_t before = j->wb.bytes;
 		cx_wb_flushed(&j->wb, j->fl_lsn);
 		j->fl_deferred_bytes = before - j->wb.bytes;
