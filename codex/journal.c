@@ -790,8 +790,12 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 		if (from_seq < first)
 			from_seq = first;       /* retired by retention: start at the oldest kept */
 		for (uint64_t seq = from_seq; n < max_records && (!to_seq || seq <= to_seq); seq++) {
-			if (cx_store_locate(j->st, id, seq, &locs[n]))
+			int lr = cx_store_locate(j->st, id, seq, &locs[n]);
+			if (lr) {
+				if (lr != THOTH_E_NOT_FOUND && !n)
+					r = lr;         /* a segment could not be reopened: said, not an empty answer */
 				break;
+			}
 			if (n && bytes + locs[n].len > max_bytes)
 				break;
 			bytes += locs[n].len;
@@ -825,8 +829,8 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 		*next_seq = rec.seq + 1;
 	}
 	pthread_mutex_lock(&j->mu);
-	if (counted)
-		j->readers--;
+	if (counted && !--j->readers)
+		cx_store_release_retired(j->st);        /* reopened segments' descriptors retired meanwhile */
 	if (missed) {
 		j->s.read_misses++;
 		j->readmiss_ev = true;

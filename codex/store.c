@@ -67,10 +67,17 @@ typedef struct cut_file {
 
 typedef struct seg {
 	uint64_t no, first_lsn, last_lsn;
-	int fd;
+	int fd;                         /* -1: closed (sealed and synced: fds_trim), reopened to read */
 	uint64_t size, synced;
+	uint64_t used;                  /* s->use_clock when last located (fds_trim closes the least recent) */
 	bool sealed, dir_synced, idx_done;
 } seg_t;
+
+/* Sealed, synced segments kept open (for reads), the most recently read
+ * ones: every segment kept its descriptor open, so the descriptors grew
+ * with the log -- without bound while retention was stopped (or with none
+ * set), until a roll failed with EMFILE and stopped the journal. */
+#define CX_SEALED_OPEN_MAX 16u
 
 struct cx_store {
 	char dir[4096];
@@ -94,6 +101,7 @@ struct cx_store {
 	cx_compact_stats_t cstats;
 	cut_file_t *cuts;               /* oldest first: by segment, offset, suffix */
 	size_t ncuts, cuts_cap;
+	uint64_t use_clock;             /* ticks at each locate: seg_t.used */
 };
 
 const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF])
@@ -807,6 +815,47 @@ void cx_store_release_retired(cx_store_t *s)
 }
 
 /*
+ * Keep at most CX_SEALED_OPEN_MAX sealed segments open, besides KEEP (a
+ * segment just reopened for a read; NULL: none): the least recently read
+ * beyond it are closed -- retired (closed once no reader holds a copied
+ * fd: cx_store_release_retired), or at once when RETIRE is false (recovery:
+ * no reader yet).  Only a sealed segment whose bytes are all synced is
+ * closed: a segment an epoch may still fdatasync (cx_store_dirty lists
+ * those with unsynced bytes; epochs run one at a time) or the active one
+ * keeps its descriptor.  A closed one is reopened by cx_store_locate.
+ */
+static void fds_trim(cx_store_t *s, const seg_t *keep, bool retire)
+{
+	for (;;) {
+		size_t open = 0;
+		seg_t *lru = NULL;
+		for (size_t k = 0; k < s->nsegs; k++) {
+			seg_t *sg = &s->segs[k];
+			if (sg->fd < 0 || !sg->sealed || sg->synced != sg->size || sg == keep)
+				continue;
+			open++;
+			if (!lru || sg->used < lru->used)
+				lru = sg;
+		}
+		if (open <= CX_SEALED_OPEN_MAX || !lru)
+			return;
+		if (retire)
+			retire_fd(s, lru->fd);
+		else
+			close(lru->fd);
+		lru->fd = -1;
+	}
+}
+
+uint32_t cx_store_open_fds(const cx_store_t *s)
+{
+	uint32_t n = (uint32_t)s->nretired;
+	for (size_t k = 0; k < s->nsegs; k++)
+		n += s->segs[k].fd >= 0;
+	return n;
+}
+
+/*
  * A directory fsync of retention's failed: after removing segment files
  * (AFTER "removing segment files") or cut files ("removing cut files").
  * Such an fsync was best effort and its result ignored (to codex46), on
@@ -1037,7 +1086,8 @@ static void compact(cx_store_t *s)
 			cx_crash_hook(CX_PT_COMPACT_UNLINKED);
 		bytes += sg->size;
 		records += sg->last_lsn + 1 - sg->first_lsn;
-		retire_fd(s, sg->fd);
+		if (sg->fd >= 0)
+			retire_fd(s, sg->fd);
 	}
 	/* Recovery removes what a crash leaves; a failure is acted on all the
 	 * same (retention_dir_failed), after the bookkeeping below: the files
@@ -1264,6 +1314,11 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 			rep->indexed++;
 			rep->records += s->segs[i].last_lsn + 1 - s->segs[i].first_lsn;
 			end = size;
+			/* Needs no fdatasync (its index follows a sync): closed now,
+			 * so that recovery holds no descriptor per segment (reopened
+			 * below if it turns out to be the last). */
+			close(fd);
+			s->segs[i].fd = -1;
 		} else if ((r = seg_scan(s, i, size, &end, rep))) {
 			goto fail;
 		}
@@ -1289,6 +1344,14 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	}
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		s->segs[k].sealed = true;
+	if (s->nsegs && s->segs[s->nsegs - 1].fd < 0) {        /* the active one: a later segment was set aside */
+		char path[4200];
+		seg_path(s, s->segs[s->nsegs - 1].no, "log", path, sizeof path);
+		if ((s->segs[s->nsegs - 1].fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+			r = fail_io("open segment", why, why_len);
+			goto fail;
+		}
+	}
 	/* The cut files, this recovery's included, for retention to count. */
 	if ((r = cuts_scan(s, &rep->cut_foreign))) {
 		snprintf(why, why_len, "cannot list the cut files in the data dir");
@@ -1320,6 +1383,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		if (!s->segs[k].idx_done)
 			idx_write(s, (uint32_t)k);
+	fds_trim(s, NULL, false);
 	rep->segments = (uint32_t)s->nsegs;
 	free(nos);
 	*out = s;
@@ -1336,7 +1400,8 @@ void cx_store_close(cx_store_t *s)
 	if (!s)
 		return;
 	for (size_t k = 0; k < s->nsegs; k++)
-		close(s->segs[k].fd);
+		if (s->segs[k].fd >= 0)
+			close(s->segs[k].fd);
 	for (size_t k = 0; k < s->nstreams; k++)
 		free(s->streams[k].ent);
 	if (s->dirfd >= 0)
@@ -1594,9 +1659,10 @@ void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, uint64_t dir)
 	}
 	if (s->retain_bytes && !s->failed)
 		compact(s);
+	fds_trim(s, NULL, true);
 }
 
-int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc)
+int cx_store_locate(cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc)
 {
 	const stream_t *st = stream_get(s, stream);
 	if (!st)
@@ -1604,7 +1670,19 @@ int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t
 	if (seq <= st->base || seq > st->base + st->n)
 		return THOTH_E_NOT_FOUND;
 	const entry_t *e = &st->ent[seq - st->base - 1];
-	*loc = (cx_loc_t){ .fd = s->segs[e->seg].fd, .off = e->off, .lsn = e->lsn, .seq = seq,
+	seg_t *sg = &s->segs[e->seg];
+	sg->used = ++s->use_clock;
+	if (sg->fd < 0) {       /* closed by fds_trim: reopened, another closed */
+		char path[4200];
+		if (seg_path(s, sg->no, "log", path, sizeof path))
+			return THOTH_E_INVAL;
+		sg->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (sg->fd < 0)
+			return thoth_error_io(errno, "reopen %s to read",
+					      cx_path_brief(path, "reopen  to read", (char[CX_PATH_BRIEF]){ 0 }));
+		fds_trim(s, sg, true);
+	}
+	*loc = (cx_loc_t){ .fd = sg->fd, .off = e->off, .lsn = e->lsn, .seq = seq,
 			   .time_ns = e->time_ns, .len = e->len, .stream = stream };
 	return 0;
 }

@@ -187,8 +187,13 @@ void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out);
 uint64_t cx_store_bytes(const cx_store_t *s);
 
 /* Where record SEQ of STREAM is (THOTH_E_NOT_FOUND past the end or
- * before the first retained). */
-int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc);
+ * before the first retained).  A sealed segment's descriptor may have
+ * been closed (at most CX_SEALED_OPEN_MAX, 16, sealed segments are kept
+ * open): it is reopened (THOTH_E_IO when that fails), and the least
+ * recently read one beyond the bound retired (cx_store_release_retired). */
+int cx_store_locate(cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc);
+/* Segment descriptors open now, retired ones not yet closed included. */
+uint32_t cx_store_open_fds(const cx_store_t *s);
 /* Sequence numbers of STREAM: the first with time >= T_NS, one past the last. */
 uint64_t cx_store_seq_at_time(const cx_store_t *s, uint32_t stream, uint64_t t_ns);
 uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream);

@@ -1457,6 +1457,71 @@ static void test_recovery_removes_dropped_segments_only_after_the_catalog_is_dur
 	}
 }
 
+/* Descriptors open in this process (the listing's own not counted). */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+/* Every segment kept its descriptor open for reads: while retention was
+ * stopped (a failed directory fsync) the log and the descriptors grew
+ * together, one per 4 KiB segment here, until a roll failed with EMFILE.
+ * Now at most 16 sealed segments stay open besides the active one and
+ * the one read last: 200
+ * segments written while stopped add none past that, each record reads
+ * back (its segment reopened, the least recently read one closed), and a
+ * recovery of the 200 holds no more either. */
+static void test_descriptors_stay_bounded_while_retention_is_stopped(void **state)
+{
+	(void)state;
+	/* 16 sealed, the one read last, the active one, the data dir */
+	enum { SEG = 4096, RETAIN = 2 * 4096, BOUND = 16 + 1 + 1 + 1 };
+	int err;
+	char why[400];
+	int base = count_fds();
+	cx_store_t *s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	uint64_t next = 1;
+	append_n(s, a, next, 300);
+	next += 300;
+	epoch_failing(s, a, &next, false, 0, 1);       /* the catalog's fsync fails: retention stops */
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	assert_non_null(strstr(cs.stopped, "after the catalog's rename"));
+	while (cx_store_segments(s) < 200) {
+		append_n(s, a, next, 30);
+		next += 30;
+		epoch(s);
+		cx_store_release_retired(s);    /* as the journal does after an epoch with no reader */
+	}
+	int grown = count_fds() - base;
+	print_message("200 segments while retention is stopped: %d descriptors (the data dir's included)\n", grown);
+	assert_true(grown <= BOUND);
+	check_range(s, a, 1, next - 1);         /* every segment reopened in turn */
+	cx_store_release_retired(s);
+	grown = count_fds() - base;
+	print_message("after reading every record back: %d\n", grown);
+	assert_true(grown <= BOUND);
+	cx_store_close(s);
+	assert_int_equal(count_fds(), base);
+	s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	grown = count_fds() - base;
+	print_message("after a recovery: %d\n", grown);
+	assert_true(grown <= BOUND);
+	uint64_t first = cx_store_first_seq(s, a);
+	check_range(s, a, first, next - 1);
+	cx_store_close(s);
+}
+
 /* A path in an error (cx_path_brief): whole while it fits after its call;
  * longer, its head, "...", and its tail with the file's name, never cut
  * inside a UTF-8 character ("é" is 2 bytes, "€" 3). */
@@ -1526,6 +1591,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_removes_dropped_segments_only_after_the_catalog_is_durable,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_descriptors_stay_bounded_while_retention_is_stopped, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_a_segment_created_during_an_epoch_still_needs_the_directory_fsync, setup,
 						teardown),
 		cmocka_unit_test(test_record_roundtrip_and_every_single_bit_flip_is_refused),
