@@ -34,7 +34,7 @@ tt_start_thothd "$RT" --http-port off
 codex_up() { "$THOTHCTL" codex stats >/dev/null 2>&1; }
 stats() { "$THOTHCTL" codex stats --json; }
 start_codex() {
-	tt_spawn env LD_PRELOAD="$SHIM" "$SHIMVAR=$FLAG" \
+	tt_spawn env LD_PRELOAD="$SHIM" "$SHIMVAR=$FLAG" ${EXTRA:+"$EXTRA"} \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 		"$CODEX" --runtime-dir "$RT" --data-dir "$DATA" --workers 2 --no-pm \
 		--segment-bytes 4096 --retain-bytes 8192 2>>"$LOG"
@@ -217,3 +217,27 @@ append 8
 [ "$(stats | jq .compactions)" -ge 1 ] || fail "no compaction after the restart: $(stats)"
 check_read "after the restart"
 stop_codex
+
+# Retention stopped, then the journal too (a failed fdatasync,
+# THOTH_TEST_EIO_FDATASYNC): stats' retention line said "appends go on"
+# while every append failed; it says the journal stopped too.
+FLAG2=$W/fail-fdatasync
+EXTRA="THOTH_TEST_EIO_FDATASYNC=$FLAG2"
+start_codex
+touch "$FLAG"
+for _ in $(seq 40); do
+	[ -n "$(stats | jq -r .compaction_stopped)" ] && break
+	append 1
+done
+[ -n "$(stats | jq -r .compaction_stopped)" ] || fail "retention did not stop again in 40 appends"
+touch "$FLAG2"
+out=$(rec $((N + 1)) | timeout 60 "$THOTHCTL" codex append notes --sync 2>&1) &&
+	fail "an append after a failed fdatasync was acknowledged: $out"
+[ -n "$(stats | jq -r .failure)" ] || fail "the journal did not stop: $(stats)"
+st=$("$THOTHCTL" codex stats)
+grep -qF "retention STOPPED until codex restarts (no segment removed; the journal stopped too): fsync the directory $DATA after removing segment files: Input/output error" <<<"$st" ||
+	fail "thothctl codex stats does not say the journal stopped too: $st"
+grep -q "appends go on" <<<"$st" && fail "thothctl codex stats says appends go on with the journal stopped: $st"
+echo "ok: retention and the journal stopped: stats says so"
+stop_codex
+rm -f "$FLAG" "$FLAG2"
