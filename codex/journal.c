@@ -146,8 +146,17 @@ static void epoch_done(cx_journal_t *j)
 		cx_store_synced(j->st, j->fl, j->nfl, j->fl_dir);
 		if (!j->readers)
 			cx_store_release_retired(j->st);
+		/* This epoch's records are durable (their segments' names were
+		 * covered by its directory fsync or an earlier one); a failed
+		 * directory fsync of retention's with a newer segment's name
+		 * at stake stops the journal after them (store.c,
+		 * names_at_risk). */
 		if (j->fl_lsn > j->durable_lsn)
 			j->durable_lsn = j->fl_lsn;
+		char sw[CX_FAILURE_LEN];
+		int sr = cx_store_failure(j->st, sw, sizeof sw);
+		if (sr)
+			stopped = journal_stop(j, sr, sw);
 		uint64_t before = j->wb.bytes;
 		cx_wb_flushed(&j->wb, j->fl_lsn);
 		j->fl_deferred_bytes = before - j->wb.bytes;
@@ -781,8 +790,12 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 		if (from_seq < first)
 			from_seq = first;       /* retired by retention: start at the oldest kept */
 		for (uint64_t seq = from_seq; n < max_records && (!to_seq || seq <= to_seq); seq++) {
-			if (cx_store_locate(j->st, id, seq, &locs[n]))
+			int lr = cx_store_locate(j->st, id, seq, &locs[n]);
+			if (lr) {
+				if (lr != THOTH_E_NOT_FOUND && !n)
+					r = lr;         /* a segment could not be reopened: said, not an empty answer */
 				break;
+			}
 			if (n && bytes + locs[n].len > max_bytes)
 				break;
 			bytes += locs[n].len;
@@ -816,8 +829,8 @@ int cx_journal_read(cx_journal_t *j, const char *name, size_t len, uint64_t from
 		*next_seq = rec.seq + 1;
 	}
 	pthread_mutex_lock(&j->mu);
-	if (counted)
-		j->readers--;
+	if (counted && !--j->readers)
+		cx_store_release_retired(j->st);        /* reopened segments' descriptors retired meanwhile */
 	if (missed) {
 		j->s.read_misses++;
 		j->readmiss_ev = true;

@@ -67,10 +67,17 @@ typedef struct cut_file {
 
 typedef struct seg {
 	uint64_t no, first_lsn, last_lsn;
-	int fd;
+	int fd;                         /* -1: closed (sealed and synced: fds_trim), reopened to read */
 	uint64_t size, synced;
+	uint64_t used;                  /* s->use_clock when last located (fds_trim closes the least recent) */
 	bool sealed, dir_synced, idx_done;
 } seg_t;
+
+/* Sealed, synced segments kept open (for reads), the most recently read
+ * ones: every segment kept its descriptor open, so the descriptors grew
+ * with the log -- without bound while retention was stopped (or with none
+ * set), until a roll failed with EMFILE and stopped the journal. */
+#define CX_SEALED_OPEN_MAX 16u
 
 struct cx_store {
 	char dir[4096];
@@ -87,12 +94,14 @@ struct cx_store {
 	uint8_t *buf;                   /* encoding buffer for appends */
 	size_t buf_cap;
 	bool failed;
+	char fail_why[384];             /* why a directory fsync of retention's stopped the store ("": none did) */
 	bool compact_warned;             /* a failed catalog commit said, none succeeded since */
 	int *retired;                   /* fds of dropped segments, closed by cx_store_release_retired */
 	size_t nretired, retired_cap;
 	cx_compact_stats_t cstats;
 	cut_file_t *cuts;               /* oldest first: by segment, offset, suffix */
 	size_t ncuts, cuts_cap;
+	uint64_t use_clock;             /* ticks at each locate: seg_t.used */
 };
 
 const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF])
@@ -650,9 +659,12 @@ static uint8_t *cat_build(const cx_store_t *s, size_t k, size_t *len)
  * *FIRST_NO = 0 when there is none; THOTH_E_CORRUPT naming the problem
  * when it is damaged (it was durable before anything relied on it, so
  * damage is not a crash's doing: refuse rather than guess). */
-static int cat_load(cx_store_t *s, uint64_t *first_no, char *why, size_t why_len)
+static int cat_load(cx_store_t *s, uint64_t *first_no, uint8_t **bytes, size_t *nbytes, char *why,
+		    size_t why_len)
 {
 	*first_no = 0;
+	*bytes = NULL;
+	*nbytes = 0;
 	char path[4200];
 	if (cat_path(s, "catalog.tmp", path, sizeof path) == 0)
 		unlink(path);           /* an uncommitted compaction: as if never begun */
@@ -696,6 +708,9 @@ static int cat_load(cx_store_t *s, uint64_t *first_no, char *why, size_t why_len
 	}
 	s->base_lsn = s->next_lsn = cx_le64(b + 8);
 	*first_no = cx_le64(b + 16);
+	*bytes = b;             /* for cat_recommit */
+	*nbytes = len;
+	b = NULL;
 	r = 0;
 out:
 	if (r)
@@ -704,6 +719,77 @@ out:
 	free(b);
 	close(fd);
 	return r;
+}
+
+/*
+ * Recovery found segment files below the catalog's first segment: a
+ * compaction committed that catalog and was stopped before it removed
+ * them (a crash, or a failed directory fsync after the rename: retention
+ * "stopped").  They may go only once that catalog is durable.  But the
+ * catalog recovery just read is the kernel's view of the directory, and
+ * after a directory fsync failed in the run before (EIO, consumed there),
+ * the disk may not have the rename, and a second fsync of the directory
+ * may report success for the change it lost ("fsyncgate").  Recovery
+ * removed the segments first and fsync'ed after (codex46): on such a disk
+ * the removals could become durable while the disk still held the old
+ * catalog, which names them: at the next start the log began in the middle,
+ * its oldest segments and the streams created in them gone.  Hence the
+ * order, step by step:
+ *
+ *   1. write the catalog's bytes (BYTES, as read) to catalog.tmp and
+ *      fdatasync it: a new file, so no dropped page of the run before can
+ *      pass for it;
+ *   2. rename catalog.tmp over catalog and fsync the directory: a new
+ *      change to the entry "catalog" itself, so the directory's writeback
+ *      that this fsync reports on carries the entry as the kernel has it
+ *      now (on a journaling file system, a new transaction: after a
+ *      journal's write error the file system is read-only and the rename
+ *      fails).  Its success means the disk has a catalog with these bytes,
+ *      whatever happened to the earlier rename;
+ *   3. only then do the caller's removals follow (and its directory fsync,
+ *      checked: a failure refuses to start).
+ *
+ * A crash (of codex or the machine) before 2's fsync returns leaves the
+ * disk's catalog old or new, every segment still there: the next start
+ * does it again.  After it, a crash among the removals leaves files that
+ * the next start removes the same way.  A failed step refuses to start,
+ * nothing removed (the caller's why names the step): the operator's disk
+ * is failing, and every segment either catalog refers to is still there.
+ */
+static int cat_recommit(cx_store_t *s, const uint8_t *bytes, size_t len, char *why, size_t why_len)
+{
+	char path[4200], tmp[4200];
+	if (cat_path(s, "catalog", path, sizeof path) || cat_path(s, "catalog.tmp", tmp, sizeof tmp))
+		return THOTH_E_INVAL;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail_io("write catalog.tmp again before removing the segments the catalog drops", why, why_len);
+	errno = 0;
+	bool ok = write(fd, bytes, len) == (ssize_t)len && !fdatasync(fd);
+	if (!ok && !errno)
+		errno = EIO;    /* a short write sets none */
+	int e = errno;
+	close(fd);
+	if (!ok) {
+		unlink(tmp);
+		errno = e;
+		return fail_io("write catalog.tmp again before removing the segments the catalog drops", why, why_len);
+	}
+	if (cx_crash_hook)
+		cx_crash_hook(CX_PT_RECOVER_CATALOG);
+	if (rename(tmp, path)) {
+		e = errno;
+		unlink(tmp);
+		errno = e;
+		return fail_io("rename catalog.tmp to catalog before removing the segments the catalog drops", why,
+			       why_len);
+	}
+	if (fsync(s->dirfd))
+		return fail_io("fsync data dir after rewriting the catalog, before removing the segments it drops", why,
+			       why_len);
+	if (cx_crash_hook)
+		cx_crash_hook(CX_PT_RECOVER_RENAMED);
+	return 0;
 }
 
 static void retire_fd(cx_store_t *s, int fd)
@@ -726,6 +812,105 @@ void cx_store_release_retired(cx_store_t *s)
 	for (size_t k = 0; k < s->nretired; k++)
 		close(s->retired[k]);
 	s->nretired = 0;
+}
+
+/*
+ * Keep at most CX_SEALED_OPEN_MAX sealed segments open, besides KEEP (a
+ * segment just reopened for a read; NULL: none): the least recently read
+ * beyond it are closed -- retired (closed once no reader holds a copied
+ * fd: cx_store_release_retired), or at once when RETIRE is false (recovery:
+ * no reader yet).  Only a sealed segment whose bytes are all synced is
+ * closed: a segment an epoch may still fdatasync (cx_store_dirty lists
+ * those with unsynced bytes; epochs run one at a time) or the active one
+ * keeps its descriptor.  A closed one is reopened by cx_store_locate.
+ */
+static void fds_trim(cx_store_t *s, const seg_t *keep, bool retire)
+{
+	for (;;) {
+		size_t open = 0;
+		seg_t *lru = NULL;
+		for (size_t k = 0; k < s->nsegs; k++) {
+			seg_t *sg = &s->segs[k];
+			if (sg->fd < 0 || !sg->sealed || sg->synced != sg->size || sg == keep)
+				continue;
+			open++;
+			if (!lru || sg->used < lru->used)
+				lru = sg;
+		}
+		if (open <= CX_SEALED_OPEN_MAX || !lru)
+			return;
+		if (retire)
+			retire_fd(s, lru->fd);
+		else
+			close(lru->fd);
+		lru->fd = -1;
+	}
+}
+
+uint32_t cx_store_open_fds(const cx_store_t *s)
+{
+	uint32_t n = (uint32_t)s->nretired;
+	for (size_t k = 0; k < s->nsegs; k++)
+		n += s->segs[k].fd >= 0;
+	return n;
+}
+
+/*
+ * A directory fsync of retention's failed: after removing segment files
+ * (AFTER "removing segment files") or cut files ("removing cut files").
+ * Such an fsync was best effort and its result ignored (to codex46), on
+ * the grounds that recovery redoes a removal the disk lost.  That holds
+ * for the removals, not for the error: after an EIO the kernel may drop
+ * the directory changes it could not write and report the error once, to
+ * this fsync -- on the descriptor the journal's own directory fsync uses,
+ * which would then return 0.  So, never retried, as after the catalog's
+ * rename (compact), it stops what it could have cost:
+ *  - retention, until codex restarts (no segment removed after it; the
+ *    log grows past --retain-bytes; appends go on): the changes it may
+ *    have lost are removals, which recovery redoes, but no catalog commit
+ *    is made to depend on a directory fsync after a failed one (the cut
+ *    files' trimming goes on: nothing refers to them);
+ *  - the store, when a segment's name was not yet durable (rolled to
+ *    while the epoch ran: the journal's next directory fsync was to cover
+ *    it and may now pass for it): its records are not acknowledged yet
+ *    and never may be, so the journal stops, as after its own failed
+ *    directory fsync (cx_store_failure).
+ */
+static void names_at_risk(cx_store_t *s, const char *after, int err)
+{
+	char brief[CX_PATH_BRIEF];
+	for (size_t k = 0; k < s->nsegs && !s->failed; k++)
+		if (!s->segs[k].dir_synced) {
+			s->failed = true;
+			snprintf(s->fail_why, sizeof s->fail_why, "I/O error: fsync the directory %s after %s: %s; "
+				 "segment %" PRIu64 "'s name was not yet durable and a second fsync could report "
+				 "success for it: nothing written since the last good sync is acknowledged",
+				 cx_path_brief(s->dir, "fsync the directory ", brief), after, strerror(err),
+				 s->segs[k].no);
+		}
+}
+
+static void retention_dir_failed(cx_store_t *s, const char *after, int err)
+{
+	names_at_risk(s, after, err);
+	if (s->cstats.stopped[0])
+		return;
+	char brief[CX_PATH_BRIEF];
+	snprintf(s->cstats.stopped, sizeof s->cstats.stopped, "fsync the directory %s after %s: %s",
+		 cx_path_brief(s->dir, "fsync the directory ", brief), after, strerror(err));
+	fprintf(stderr, "codex[%d]: error: retention stopped removing segments until codex restarts: fsync the "
+		"directory %s after %s failed: %s; not retried (a second fsync could report success for a change "
+		"the disk lost), so no segment is removed (the log grows past --retain-bytes; %s); check the disk, "
+		"then restart codex\n", (int)getpid(), s->dir, after, strerror(err),
+		s->failed ? "the journal stops too: a segment's name was not yet durable" : "appends go on");
+}
+
+int cx_store_failure(const cx_store_t *s, char *why, size_t cap)
+{
+	if (!s->fail_why[0])
+		return 0;
+	snprintf(why, cap, "%s", s->fail_why);
+	return THOTH_E_IO;
 }
 
 /*
@@ -793,13 +978,17 @@ static void cuts_trim(cx_store_t *s)
 		s->cuts[w++] = *c;
 	}
 	s->ncuts = w;
-	if (removed)
-		fsync(s->dirfd);        /* best effort: a cut file back after a crash is removed again */
+	/* A cut file back after a crash is removed again; but a failure is
+	 * acted on (retention_dir_failed says why). */
+	if (removed && fsync(s->dirfd))
+		retention_dir_failed(s, "removing cut files", errno);
 }
 
 static void compact(cx_store_t *s)
 {
-	cuts_trim(s);   /* needs no catalog: a removal the disk lost is redone after a restart */
+	/* Cut files need no catalog: a removal the disk lost is redone after
+	 * a restart (so their trimming goes on after retention stopped). */
+	cuts_trim(s);
 	if (s->cstats.stopped[0])
 		return;
 	uint64_t left = 0;
@@ -851,23 +1040,25 @@ static void compact(cx_store_t *s)
 		 * next commit's "success" let the dropped segments go while the
 		 * disk may still hold the old catalog: a crash then found a log
 		 * starting in the middle with no catalog for it.  So retention
-		 * removes no segment until a restart.  A restart of codex alone
-		 * reads the directory as the kernel shows it (the new catalog),
-		 * removes the segments it drops and then fsyncs: no safer than a
-		 * retry.  Hence "check the disk" first: after a remount or a
-		 * reboot recovery reads the catalog the disk really has (old or
-		 * new: both are whole with every segment still there). */
+		 * removes no segment until a restart, and recovery commits the
+		 * catalog again as a new change, durable before it removes a
+		 * segment (cat_recommit): a plain restart is safe (until codex47
+		 * recovery removed them first, no safer than the retry).  A
+		 * segment whose name this fsync was to make durable too stops
+		 * the journal (names_at_risk). */
 		cerr = errno;
+		names_at_risk(s, "renaming catalog.tmp to catalog", cerr);
 		char brief[CX_PATH_BRIEF];
 		snprintf(s->cstats.stopped, sizeof s->cstats.stopped, "fsync the directory %s after the catalog's rename: %s",
 			 cx_path_brief(s->dir, "fsync the directory ", brief), strerror(cerr));
 		fprintf(stderr, "codex[%d]: error: retention stopped removing segments until codex restarts: "
 			"fsync the directory %s after renaming catalog.tmp to catalog failed: %s; the disk may have "
 			"the new catalog or the old one, and a second fsync could report success for a rename the disk "
-			"lost, so no segment is removed (the log grows past --retain-bytes; appends go on); check the "
-			"disk and remount it (or reboot), then restart codex: recovery then reads the catalog the disk has and "
-			"retention resumes (a restart alone reads the kernel's view of the directory, no safer than a retry)\n",
-			(int)getpid(), s->dir, strerror(cerr));
+			"lost, so no segment is removed (the log grows past --retain-bytes; %s); check the "
+			"disk, then restart codex: recovery makes the catalog durable again, as a new change, before it "
+			"removes a segment, and retention resumes\n",
+			(int)getpid(), s->dir, strerror(cerr),
+			s->failed ? "the journal stops too: a segment's name was not yet durable" : "appends go on");
 		return;
 	}
 	if (step) {
@@ -895,9 +1086,13 @@ static void compact(cx_store_t *s)
 			cx_crash_hook(CX_PT_COMPACT_UNLINKED);
 		bytes += sg->size;
 		records += sg->last_lsn + 1 - sg->first_lsn;
-		retire_fd(s, sg->fd);
+		if (sg->fd >= 0)
+			retire_fd(s, sg->fd);
 	}
-	fsync(s->dirfd);        /* best effort: recovery removes what a crash leaves */
+	/* Recovery removes what a crash leaves; a failure is acted on all the
+	 * same (retention_dir_failed), after the bookkeeping below: the files
+	 * are gone from the kernel's view. */
+	int rm_err = fsync(s->dirfd) ? errno : 0;
 	for (size_t i = 0; i < s->nstreams; i++) {
 		stream_t *st = &s->streams[i];
 		size_t cnt = 0;
@@ -921,6 +1116,8 @@ static void compact(cx_store_t *s)
 	s->cstats.segments += k;
 	s->cstats.bytes += bytes;
 	s->cstats.records += records;
+	if (rm_err)
+		retention_dir_failed(s, "removing segment files", rm_err);
 }
 
 void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out)
@@ -1005,6 +1202,8 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	s->dirfd = -1;
 	uint64_t *nos = NULL;
 	size_t nn = 0, ncap = 0;
+	uint8_t *cat = NULL;            /* the catalog's bytes, for cat_recommit */
+	size_t cat_len = 0;
 	int r;
 	if (mkdir(s->dir, 0700) && errno != EEXIST) {
 		r = fail_io("mkdir data dir", why, why_len);
@@ -1016,7 +1215,7 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 		goto fail;
 	}
 	uint64_t first_no;
-	if ((r = cat_load(s, &first_no, why, why_len)))
+	if ((r = cat_load(s, &first_no, &cat, &cat_len, why, why_len)))
 		goto fail;
 	rep->base_lsn = s->base_lsn;
 	DIR *d = opendir(s->dir);
@@ -1045,17 +1244,28 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	closedir(d);
 	if (nn)         /* qsort(NULL, 0, ...) is undefined */
 		qsort(nos, nn, sizeof *nos, name_cmp);
+	/* Segments the catalog drops go only after it is durable again
+	 * (cat_recommit says why and how). */
+	if (nn && nos[0] < first_no) {
+		r = cat_recommit(s, cat, cat_len, why, why_len);
+		if (r)
+			goto fail;
+	}
+	free(cat);
+	cat = NULL;
 
 	bool cut = false;
 	for (size_t k = 0; k < nn; k++) {
 		char path[4200];
 		seg_path(s, nos[k], "log", path, sizeof path);
 		if (nos[k] < first_no) {
-			/* dropped by a committed compaction that a crash interrupted */
+			/* dropped by a committed compaction that a crash (or a
+			 * failed directory fsync) interrupted */
 			unlink(path);
 			seg_path(s, nos[k], "idx", path, sizeof path);
 			unlink(path);
-			rep->compacted++;
+			if (!rep->compacted++ && cx_crash_hook)
+				cx_crash_hook(CX_PT_RECOVER_UNLINKED);
 			continue;
 		}
 		if (cut) {      /* after the end of the log: kept aside, never read */
@@ -1104,6 +1314,11 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 			rep->indexed++;
 			rep->records += s->segs[i].last_lsn + 1 - s->segs[i].first_lsn;
 			end = size;
+			/* Needs no fdatasync (its index follows a sync): closed now,
+			 * so that recovery holds no descriptor per segment (reopened
+			 * below if it turns out to be the last). */
+			close(fd);
+			s->segs[i].fd = -1;
 		} else if ((r = seg_scan(s, i, size, &end, rep))) {
 			goto fail;
 		}
@@ -1129,6 +1344,14 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	}
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		s->segs[k].sealed = true;
+	if (s->nsegs && s->segs[s->nsegs - 1].fd < 0) {        /* the active one: a later segment was set aside */
+		char path[4200];
+		seg_path(s, s->segs[s->nsegs - 1].no, "log", path, sizeof path);
+		if ((s->segs[s->nsegs - 1].fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
+			r = fail_io("open segment", why, why_len);
+			goto fail;
+		}
+	}
 	/* The cut files, this recovery's included, for retention to count. */
 	if ((r = cuts_scan(s, &rep->cut_foreign))) {
 		snprintf(why, why_len, "cannot list the cut files in the data dir");
@@ -1160,12 +1383,14 @@ int cx_store_open(const cx_store_config_t *cfg, cx_store_t **out, cx_recovery_t 
 	for (size_t k = 0; k + 1 < s->nsegs; k++)
 		if (!s->segs[k].idx_done)
 			idx_write(s, (uint32_t)k);
+	fds_trim(s, NULL, false);
 	rep->segments = (uint32_t)s->nsegs;
 	free(nos);
 	*out = s;
 	return 0;
 fail:
 	free(nos);
+	free(cat);
 	cx_store_close(s);
 	return r;
 }
@@ -1175,7 +1400,8 @@ void cx_store_close(cx_store_t *s)
 	if (!s)
 		return;
 	for (size_t k = 0; k < s->nsegs; k++)
-		close(s->segs[k].fd);
+		if (s->segs[k].fd >= 0)
+			close(s->segs[k].fd);
 	for (size_t k = 0; k < s->nstreams; k++)
 		free(s->streams[k].ent);
 	if (s->dirfd >= 0)
@@ -1433,9 +1659,10 @@ void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, uint64_t dir)
 	}
 	if (s->retain_bytes && !s->failed)
 		compact(s);
+	fds_trim(s, NULL, true);
 }
 
-int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc)
+int cx_store_locate(cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc)
 {
 	const stream_t *st = stream_get(s, stream);
 	if (!st)
@@ -1443,7 +1670,19 @@ int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t
 	if (seq <= st->base || seq > st->base + st->n)
 		return THOTH_E_NOT_FOUND;
 	const entry_t *e = &st->ent[seq - st->base - 1];
-	*loc = (cx_loc_t){ .fd = s->segs[e->seg].fd, .off = e->off, .lsn = e->lsn, .seq = seq,
+	seg_t *sg = &s->segs[e->seg];
+	sg->used = ++s->use_clock;
+	if (sg->fd < 0) {       /* closed by fds_trim: reopened, another closed */
+		char path[4200];
+		if (seg_path(s, sg->no, "log", path, sizeof path))
+			return THOTH_E_INVAL;
+		sg->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (sg->fd < 0)
+			return thoth_error_io(errno, "reopen %s to read",
+					      cx_path_brief(path, "reopen  to read", (char[CX_PATH_BRIEF]){ 0 }));
+		fds_trim(s, sg, true);
+	}
+	*loc = (cx_loc_t){ .fd = sg->fd, .off = e->off, .lsn = e->lsn, .seq = seq,
 			   .time_ns = e->time_ns, .len = e->len, .stream = stream };
 	return 0;
 }

@@ -115,7 +115,14 @@ enum {
 	CX_PT_COMPACT_CATALOG = 6,      /* a compaction's new catalog is durable as catalog.tmp */
 	CX_PT_COMPACT_RENAMED = 7,      /* ... renamed into place, no segment removed yet */
 	CX_PT_COMPACT_UNLINKED = 8,     /* ... the first dropped segment removed, not the others */
-	CX_PT_N
+	CX_PT_N,
+	/* Recovery's steps before it removes segments a committed catalog
+	 * drops (test_codex_store's recovery crash test; not in the crash
+	 * matrix's CX_PT_N: a round reaches them only when the one before
+	 * was killed between a commit and its removals). */
+	CX_PT_RECOVER_CATALOG = 16,     /* the catalog rewritten to catalog.tmp and fdatasync'ed */
+	CX_PT_RECOVER_RENAMED = 17,     /* ... renamed over catalog, the directory fsync'ed */
+	CX_PT_RECOVER_UNLINKED = 18,    /* ... the first dropped segment removed, not the others */
 };
 extern void (*cx_crash_hook)(int point);
 
@@ -166,6 +173,11 @@ const char *cx_path_fit(const char *path, size_t room, char out[CX_PATH_BRIEF]);
  * with retention set, the oldest sealed durable segments beyond it are
  * compacted away (a new catalog, then the files): the disk is awake. */
 void cx_store_synced(cx_store_t *s, const cx_dirty_t *d, size_t n, uint64_t dir);
+/* 0, or THOTH_E_IO with WHY when a directory fsync of retention's failed
+ * while a segment's name was not yet durable (store.c, names_at_risk):
+ * the store takes no more appends and the journal must acknowledge
+ * nothing written after the epoch that just completed. */
+int cx_store_failure(const cx_store_t *s, char *why, size_t cap);
 /* File descriptors of dropped segments stay open until this is called
  * with no reader between cx_store_locate and cx_store_read_at (a reader
  * holds a copied fd). */
@@ -175,8 +187,13 @@ void cx_store_compact_stats(const cx_store_t *s, cx_compact_stats_t *out);
 uint64_t cx_store_bytes(const cx_store_t *s);
 
 /* Where record SEQ of STREAM is (THOTH_E_NOT_FOUND past the end or
- * before the first retained). */
-int cx_store_locate(const cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc);
+ * before the first retained).  A sealed segment's descriptor may have
+ * been closed (at most CX_SEALED_OPEN_MAX, 16, sealed segments are kept
+ * open): it is reopened (THOTH_E_IO when that fails), and the least
+ * recently read one beyond the bound retired (cx_store_release_retired). */
+int cx_store_locate(cx_store_t *s, uint32_t stream, uint64_t seq, cx_loc_t *loc);
+/* Segment descriptors open now, retired ones not yet closed included. */
+uint32_t cx_store_open_fds(const cx_store_t *s);
 /* Sequence numbers of STREAM: the first with time >= T_NS, one past the last. */
 uint64_t cx_store_seq_at_time(const cx_store_t *s, uint32_t stream, uint64_t t_ns);
 uint64_t cx_store_next_seq(const cx_store_t *s, uint32_t stream);

@@ -27,6 +27,13 @@
  * after the failure ("eio_fdatasync: unlink of PATH after the failed
  * directory fsync"), so a test counts the segments removed after it.
  *
+ * Retention's removal of dropped segments (the directory fsync after the
+ * unlinks), selected by $THOTH_TEST_EIO_UNLINKDIR: once the file it names
+ * exists, the first unlink(2) of a segment file (seg-*.log) arms the shim
+ * and the next fsync(2) of a directory fails with EIO, that one only;
+ * every later one is the real one, said on stderr as above, and so is
+ * every unlink of a segment file after the failure.
+ *
  * codex's fdatasyncs go through io_uring where it can have it, which no
  * preload can see: io_uring_queue_init_params (liburing's) answers
  * -ENOSYS here, as in a sandbox without io_uring, and codex runs its loop
@@ -100,15 +107,22 @@ int rename(const char *from, const char *to)
 	return r;
 }
 
+static atomic_bool unlink_armed;
+
 int unlink(const char *path)
 {
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	size_t n = strlen(base);
-	if (getenv("THOTH_TEST_EIO_CATALOG") && atomic_load(&failed_dir) && !strncmp(base, "seg-", 4) &&
-	    n > 4 && (!strcmp(base + n - 4, ".log") || !strcmp(base + n - 4, ".idx")))
+	const char *uflag = getenv("THOTH_TEST_EIO_UNLINKDIR");
+	bool seg = !strncmp(base, "seg-", 4) && n > 4 && (!strcmp(base + n - 4, ".log") || !strcmp(base + n - 4, ".idx"));
+	if ((getenv("THOTH_TEST_EIO_CATALOG") || uflag) && atomic_load(&failed_dir) && seg)
 		fprintf(stderr, "eio_fdatasync: unlink of %s after the failed directory fsync\n", path);
-	return unlinkat(AT_FDCWD, path, 0);
+	int r = unlinkat(AT_FDCWD, path, 0);
+	if (!r && uflag && seg && !strcmp(base + n - 4, ".log") && access(uflag, F_OK) == 0 &&
+	    !atomic_exchange(&unlink_armed, true))
+		fprintf(stderr, "eio_fdatasync: unlinked %s: the next directory fsync fails\n", path);
+	return r;
 }
 
 int fsync(int fd)
@@ -116,6 +130,8 @@ int fsync(int fd)
 	const char *flag = getenv("THOTH_TEST_EIO_DIRFSYNC");
 	if (!flag && getenv("THOTH_TEST_EIO_CATALOG"))
 		flag = atomic_load(&cat_armed) ? "/" : NULL;     /* "/" exists: the armed one fails */
+	if (!flag && getenv("THOTH_TEST_EIO_UNLINKDIR"))
+		flag = atomic_load(&unlink_armed) ? "/" : NULL;
 	struct stat st;
 	if (!flag || fstat(fd, &st) || !S_ISDIR(st.st_mode))
 		return (int)syscall(SYS_fsync, fd);

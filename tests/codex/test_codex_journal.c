@@ -4,6 +4,7 @@
  * (PM-4)"), on the real disk, on both loop backends.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +29,27 @@
 
 static char dir[256];
 static bool use_epoll;
+
+/* A failing disk's directory fsync in this process (codex_core is linked
+ * in statically: its fsync(2) calls are this one; the committer's own
+ * syncs on io_uring are not): after dir_fsync_skip more directory fsyncs,
+ * the next dir_fsync_fail fail with EIO.  0 and 0: all real. */
+static volatile int dir_fsync_skip, dir_fsync_fail;
+
+int fsync(int fd)
+{
+	struct stat st;
+	if (dir_fsync_fail > 0 && !fstat(fd, &st) && S_ISDIR(st.st_mode)) {
+		if (dir_fsync_skip > 0) {
+			dir_fsync_skip--;
+		} else {
+			dir_fsync_fail--;
+			errno = EIO;
+			return -1;
+		}
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
 
 static int setup(void **state)
 {
@@ -413,6 +436,79 @@ static void test_an_io_error_stops_the_journal_says_why_and_it_still_closes(void
 	cx_journal_close(j);
 }
 
+/* The journal's side of a failed directory fsync of retention's
+ * (store.c, names_at_risk).  In one epoch: a segment is rolled to after
+ * its fsyncs were queued (an append while the epoch runs: done here from
+ * the crash hook, at CX_PT_EPOCH_SUBMITTED, on the committer's thread),
+ * then retention commits a catalog (its fsync passes) and removes
+ * segments, and the directory fsync after the removals fails (armed at
+ * CX_PT_EPOCH_SYNCED).  That fsync was the one to report an error the
+ * journal's next directory fsync -- covering the new segment's name -- may
+ * no longer see.  The sync append the epoch covers is acknowledged; then
+ * the journal stops, saying why (it ignored the failure: the next epoch
+ * acknowledged records in a segment whose name the disk may not have). */
+static cx_journal_t *hook_j;
+static volatile int hook_roll;
+
+static void roll_hook(int point)
+{
+	if (point == CX_PT_EPOCH_SUBMITTED && hook_roll == 1) {
+		hook_roll = 2;
+		uint32_t before = stats(hook_j).segments;
+		char text[400];
+		memset(text, 'r', sizeof text - 1);
+		text[sizeof text - 1] = 0;
+		for (int k = 0; k < 40 && stats(hook_j).segments == before; k++)
+			if (append1(hook_j, "a", text, CX_DUR_DEFERRED, 0))
+				break;
+	} else if (point == CX_PT_EPOCH_SYNCED && hook_roll == 2) {
+		hook_roll = 3;
+		dir_fsync_skip = 1;     /* the catalog's commit */
+		dir_fsync_fail = 1;     /* the one after the removals */
+	}
+}
+
+static void test_a_failed_directory_fsync_after_removals_with_a_segment_pending_stops_the_journal(void **state)
+{
+	(void)state;
+	cx_journal_t *j;
+	char why[300], text[400];
+	cx_journal_config_t cfg = { .data_dir = dir, .epoll = use_epoll, .segment_bytes = 4096, .retain_bytes = 8192,
+				    .on_failure = on_failure };
+	failures_said = 0;
+	if (cx_journal_open(&cfg, &j, NULL, why, sizeof why))
+		fail_msg("open: %s", why);
+	failing_j = j;
+	assert_int_equal(cx_journal_create(j, "a", 1, 0), 0);
+	memset(text, 'x', sizeof text - 1);
+	text[sizeof text - 1] = 0;
+	for (int k = 0; k < 60; k++)
+		assert_int_equal(append1(j, "a", text, CX_DUR_SYNC, 0), 0);
+	cx_journal_stats_t s = stats(j);
+	assert_true(s.compact.compactions >= 1);
+	for (int k = 0; k < 20; k++)    /* two segments for the next epoch to sync and retention to drop */
+		assert_int_equal(append1(j, "a", text, CX_DUR_DEFERRED, 0), 0);
+	uint64_t c0 = s.compact.compactions;
+	hook_j = j;
+	hook_roll = 1;
+	cx_crash_hook = roll_hook;
+	assert_int_equal(append1(j, "a", "covered", CX_DUR_SYNC, 0), 0);        /* acknowledged */
+	cx_crash_hook = NULL;
+	s = stats(j);
+	assert_int_equal(hook_roll, 3);
+	assert_int_equal(dir_fsync_fail, 0);
+	assert_int_equal(s.compact.compactions, c0 + 1);
+	assert_non_null(strstr(s.compact.stopped, "after removing segment files: "));
+	assert_int_equal(s.failed, THOTH_E_IO);
+	assert_non_null(strstr(s.failure, "after removing segment files: "));
+	assert_non_null(strstr(s.failure, "'s name was not yet durable"));
+	assert_int_equal(append1(j, "a", "refused", CX_DUR_SYNC, 0), THOTH_E_IO);
+	cx_journal_close(j);    /* joins the committer: on_failure has been called by now */
+	assert_int_equal(failures_said, 1);
+	assert_non_null(strstr(failure_said, "'s name was not yet durable"));
+	dir_fsync_skip = dir_fsync_fail = 0;
+}
+
 static void test_policy_decisions(void **state)
 {
 	cx_wb_t w;
@@ -495,6 +591,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_a_real_read_miss_flushes_deferred_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_io_error_stops_the_journal_says_why_and_it_still_closes,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_failed_directory_fsync_after_removals_with_a_segment_pending_stops_the_journal, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_a_thothd_that_refuses_is_asked_again_backing_off_not_every_second, setup, teardown),
 	};

@@ -15,7 +15,10 @@
 #include <string.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,6 +29,30 @@
 #include "../common/tmpdir.h"
 
 static char dir[256];
+
+/*
+ * A failing disk's directory fsync, in this process (codex_core is linked
+ * in statically, so its fsync calls are this one): after dir_fsync_skip
+ * more fsyncs of a directory succeed, the next dir_fsync_fail ones fail
+ * with EIO without syncing.  Both 0: every fsync is the real one.  The
+ * service's tests use the LD_PRELOAD shim eio_fdatasync.c the same way.
+ */
+static int dir_fsync_skip, dir_fsync_fail;
+
+int fsync(int fd)
+{
+	struct stat st;
+	if (dir_fsync_fail > 0 && !fstat(fd, &st) && S_ISDIR(st.st_mode)) {
+		if (dir_fsync_skip > 0) {
+			dir_fsync_skip--;
+		} else {
+			dir_fsync_fail--;
+			errno = EIO;
+			return -1;
+		}
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
 
 static int setup(void **state)
 {
@@ -1173,6 +1200,328 @@ static void test_a_segment_created_during_an_epoch_still_needs_the_directory_fsy
 	cx_store_close(s);
 }
 
+/* An epoch whose own syncs succeed, then the store's directory fsyncs
+ * (retention's, in cx_store_synced) SKIP fine and FAIL failing; ROLL:
+ * a segment is rolled to after the epoch's directory fsync, as appends
+ * do while an epoch runs (its name then not yet durable). */
+static void epoch_failing(cx_store_t *s, uint32_t id, uint64_t *next, bool roll, int skip, int failn)
+{
+	cx_dirty_t d[256];
+	uint64_t dirflag;
+	size_t n = cx_store_dirty(s, d, 256, &dirflag);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(fdatasync(d[k].fd), 0);
+	if (dirflag)
+		assert_int_equal(fsync(cx_store_dirfd(s)), 0);
+	uint32_t before = cx_store_segments(s);
+	while (roll && cx_store_segments(s) == before)
+		append_n(s, id, (*next)++, 1);
+	dir_fsync_skip = skip;
+	dir_fsync_fail = failn;
+	cx_store_synced(s, d, n, dirflag);
+	dir_fsync_skip = dir_fsync_fail = 0;
+}
+
+/* seg-NO.log is in the data dir */
+static bool seg_there(uint64_t no)
+{
+	char p[400];
+	snprintf(p, sizeof p, "%s/seg-%016llx.log", dir, (unsigned long long)no);
+	return access(p, F_OK) == 0;
+}
+
+/* The directory fsync after retention removed segment files (codex46:
+ * best effort, its result ignored) fails.  Ignored, it also ate the error
+ * the journal's next directory fsync (same descriptor) was to see.  Now:
+ * retention stops until a restart (no segment removed after it, said in
+ * stats); with no segment's name pending the store goes on; with one
+ * (rolled to while the epoch ran: its name is what the journal's next
+ * directory fsync was for) the store stops: cx_store_failure says why and
+ * no append is taken. */
+static void test_a_failed_directory_fsync_after_removals_stops_retention(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096 };
+	int err;
+	char why[400];
+	for (int pending = 0; pending <= 1; pending++) {
+		cx_store_t *s = open_retain(SEG, RETAIN, NULL, &err, why);
+		assert_int_equal(err, 0);
+		uint32_t a;
+		if (cx_store_stream_find(s, "a", 1, &a))
+			assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+		uint64_t next = cx_store_next_seq(s, a);
+		for (int k = 0; k < 10; k++) {
+			append_n(s, a, next, 40);
+			next += 40;
+			epoch(s);
+		}
+		cx_compact_stats_t cs;
+		cx_store_compact_stats(s, &cs);
+		assert_true(cs.compactions >= 1);
+		assert_string_equal(cs.stopped, "");
+		uint64_t c0 = cs.compactions;
+		/* enough for a compaction at the next epoch: the catalog's
+		 * fsync (skipped) then the one after the removals (failing) */
+		append_n(s, a, next, 40);
+		next += 40;
+		epoch_failing(s, a, &next, pending, 1, 1);
+		cx_store_compact_stats(s, &cs);
+		char want[400];
+		snprintf(want, sizeof want, "fsync the directory %s after removing segment files: %s", dir,
+			 strerror(EIO));
+		assert_string_equal(cs.stopped, want);
+		assert_int_equal(cs.compactions, c0 + 1);       /* that one committed and removed */
+		char fw[400] = "";
+		int fr = cx_store_failure(s, fw, sizeof fw);
+		cx_iov_t v = { "x", 1 };
+		uint64_t seq;
+		if (pending) {
+			assert_int_equal(fr, THOTH_E_IO);
+			assert_non_null(strstr(fw, "after removing segment files: "));
+			assert_non_null(strstr(fw, "'s name was not yet durable"));
+			assert_int_equal(cx_store_append(s, a, &v, 1, 0, 1000 + next, &seq), THOTH_E_IO);
+		} else {
+			assert_int_equal(fr, 0);
+			/* appends go on; no segment is removed at later epochs */
+			uint32_t segs = cx_store_segments(s);
+			for (int k = 0; k < 5; k++) {
+				append_n(s, a, next, 20);
+				next += 20;
+				epoch(s);
+			}
+			cx_store_compact_stats(s, &cs);
+			assert_int_equal(cs.compactions, c0 + 1);
+			assert_true(cx_store_segments(s) > segs);
+			check_range(s, a, cx_store_first_seq(s, a), next - 1);
+		}
+		cx_store_close(s);
+	}
+}
+
+/* The same after retention removed cut files (a failure was ignored):
+ * no segment is removed after it, nor at later epochs, until a restart. */
+static void test_a_failed_directory_fsync_after_removing_cut_files_stops_retention(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096, CUT = 3000 };
+	int err;
+	char why[400];
+	cx_store_t *s = open_retain(SEG, 0, NULL, &err, why);
+	assert_int_equal(err, 0);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 150);
+	epoch(s);
+	cx_store_close(s);
+	make_cut("seg-0000000000000001.log.cut-10", CUT);
+	make_cut("seg-0000000000000001.log.cut-20", CUT);
+	s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	assert_int_equal(cx_store_stream_find(s, "a", 1, &a), 0);
+	uint64_t next = 151;
+	uint32_t segs = cx_store_segments(s);
+	append_n(s, a, next, 10);
+	next += 10;
+	epoch_failing(s, a, &next, false, 0, 1);       /* the cut trimming's fsync fails */
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	char want[400];
+	snprintf(want, sizeof want, "fsync the directory %s after removing cut files: %s", dir, strerror(EIO));
+	assert_string_equal(cs.stopped, want);
+	assert_int_equal(cs.cut_files, 1);
+	assert_int_equal(cs.compactions, 0);
+	assert_int_equal(cx_store_failure(s, why, sizeof why), 0);
+	for (int k = 0; k < 5; k++) {
+		append_n(s, a, next, 20);
+		next += 20;
+		epoch(s);
+	}
+	cx_store_compact_stats(s, &cs);
+	assert_int_equal(cs.compactions, 0);
+	assert_true(cx_store_segments(s) > segs);
+	assert_true(seg_there(1));
+	check_range(s, a, 1, next - 1);
+	cx_store_close(s);
+}
+
+/* A store whose catalog (the kernel's view) drops segments still on the
+ * disk: the catalog commit's directory fsync failed (retention stopped),
+ * then codex stopped.  Records 1..301 of stream "a" were written. */
+static void make_stopped_compaction(void)
+{
+	enum { SEG = 4096, RETAIN = 2 * 4096 };
+	int err;
+	char why[400];
+	cx_store_t *s = open_retain(SEG, 0, NULL, &err, why);
+	assert_int_equal(err, 0);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	append_n(s, a, 1, 300);
+	epoch(s);
+	cx_store_close(s);
+	s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	assert_int_equal(cx_store_stream_find(s, "a", 1, &a), 0);
+	uint64_t next = 301;
+	append_n(s, a, next++, 1);
+	epoch_failing(s, a, &next, false, 0, 1);       /* the catalog's fsync fails */
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	assert_non_null(strstr(cs.stopped, "after the catalog's rename: "));
+	assert_int_equal(cs.compactions, 0);
+	cx_store_close(s);
+	assert_true(seg_there(1) && seg_there(2));
+}
+
+static int crash_at;
+
+static void crash_hook(int point)
+{
+	if (point == crash_at)
+		kill(getpid(), SIGKILL);
+}
+
+/* Recovery after retention stopped (above) removes the segments the
+ * catalog drops only once that catalog is durable again: the catalog the
+ * kernel shows may be a rename the disk lost, and a directory fsync after
+ * the failed one may report success for it.  codex46 removed them and then
+ * fsync'ed: with that fsync failing, it refused to start with the
+ * segments already gone (on a disk holding the old catalog, which names
+ * them, a log starting in the middle).
+ *   1. recovery's first directory fsync fails: it refuses to start
+ *      (THOTH_E_IO, naming the step) and every segment is still there;
+ *   2. a crash of codex (SIGKILL, a process crash, not a power cut: the
+ *      page cache survives) at each step of recovery -- the catalog
+ *      rewritten to catalog.tmp, renamed and the directory fsync'ed, the
+ *      first dropped segment removed -- then a recovery: every record
+ *      from the catalog's first retained one to 301 is there, read back
+ *      as written, exactly once (first and next sequence numbers exact),
+ *      and no segment below the catalog's first is left. */
+static void test_recovery_removes_dropped_segments_only_after_the_catalog_is_durable(void **state)
+{
+	(void)state;
+	enum { SEG = 4096, RETAIN = 2 * 4096 };
+	int err;
+	char why[400];
+	cx_recovery_t rep;
+	make_stopped_compaction();
+	dir_fsync_fail = 1;
+	cx_store_t *s = open_retain(SEG, RETAIN, &rep, &err, why);
+	dir_fsync_fail = 0;
+	assert_int_equal(err, THOTH_E_IO);
+	assert_null(s);
+	assert_true(seg_there(1));                      /* codex46: gone */
+	assert_true(seg_there(2));
+	assert_non_null(strstr(why, "fsync data dir after rewriting the catalog, before removing the segments it drops: "));
+	const int points[] = { CX_PT_RECOVER_CATALOG, CX_PT_RECOVER_RENAMED, CX_PT_RECOVER_UNLINKED };
+	for (size_t p = 0; p < sizeof points / sizeof points[0]; p++) {
+		if (p) {        /* a fresh store in the same state */
+			teardown(NULL);
+			setup(NULL);
+			make_stopped_compaction();
+		}
+		fflush(NULL);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			crash_at = points[p];
+			cx_crash_hook = crash_hook;
+			cx_store_t *c = open_retain(SEG, RETAIN, NULL, &err, why);
+			(void)c;
+			_exit(3);       /* the point was never reached */
+		}
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+			fail_msg("recovery point %d: the child was not killed there (status %#x)", points[p], status);
+		s = open_retain(SEG, RETAIN, &rep, &err, why);
+		if (err)
+			fail_msg("recovery after a crash at point %d: %s", points[p], why);
+		uint32_t a;
+		assert_int_equal(cx_store_stream_find(s, "a", 1, &a), 0);
+		uint64_t first = cx_store_first_seq(s, a);
+		assert_true(first > 1);
+		check_range(s, a, first, 301);
+		assert_true(rep.base_lsn > 1);
+		assert_true(rep.compacted >= (points[p] == CX_PT_RECOVER_UNLINKED ? 1u : 2u));
+		assert_false(seg_there(1));
+		cx_store_close(s);
+		/* and once more: nothing left to remove, the same records */
+		s = open_retain(SEG, RETAIN, &rep, &err, why);
+		assert_int_equal(err, 0);
+		assert_int_equal(rep.compacted, 0);
+		assert_int_equal(cx_store_first_seq(s, a), first);
+		check_range(s, a, first, 301);
+		cx_store_close(s);
+	}
+}
+
+/* Descriptors open in this process (the listing's own not counted). */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+/* Every segment kept its descriptor open for reads: while retention was
+ * stopped (a failed directory fsync) the log and the descriptors grew
+ * together, one per 4 KiB segment here, until a roll failed with EMFILE.
+ * Now at most 16 sealed segments stay open besides the active one and
+ * the one read last: 200
+ * segments written while stopped add none past that, each record reads
+ * back (its segment reopened, the least recently read one closed), and a
+ * recovery of the 200 holds no more either. */
+static void test_descriptors_stay_bounded_while_retention_is_stopped(void **state)
+{
+	(void)state;
+	/* 16 sealed, the one read last, the active one, the data dir */
+	enum { SEG = 4096, RETAIN = 2 * 4096, BOUND = 16 + 1 + 1 + 1 };
+	int err;
+	char why[400];
+	int base = count_fds();
+	cx_store_t *s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	uint32_t a;
+	assert_int_equal(cx_store_stream_create(s, "a", 1, 0, 1, &a), 0);
+	uint64_t next = 1;
+	append_n(s, a, next, 300);
+	next += 300;
+	epoch_failing(s, a, &next, false, 0, 1);       /* the catalog's fsync fails: retention stops */
+	cx_compact_stats_t cs;
+	cx_store_compact_stats(s, &cs);
+	assert_non_null(strstr(cs.stopped, "after the catalog's rename"));
+	while (cx_store_segments(s) < 200) {
+		append_n(s, a, next, 30);
+		next += 30;
+		epoch(s);
+		cx_store_release_retired(s);    /* as the journal does after an epoch with no reader */
+	}
+	int grown = count_fds() - base;
+	print_message("200 segments while retention is stopped: %d descriptors (the data dir's included)\n", grown);
+	assert_true(grown <= BOUND);
+	check_range(s, a, 1, next - 1);         /* every segment reopened in turn */
+	cx_store_release_retired(s);
+	grown = count_fds() - base;
+	print_message("after reading every record back: %d\n", grown);
+	assert_true(grown <= BOUND);
+	cx_store_close(s);
+	assert_int_equal(count_fds(), base);
+	s = open_retain(SEG, RETAIN, NULL, &err, why);
+	assert_int_equal(err, 0);
+	grown = count_fds() - base;
+	print_message("after a recovery: %d\n", grown);
+	assert_true(grown <= BOUND);
+	uint64_t first = cx_store_first_seq(s, a);
+	check_range(s, a, first, next - 1);
+	cx_store_close(s);
+}
+
 /* A path in an error (cx_path_brief): whole while it fits after its call;
  * longer, its head, "...", and its tail with the file's name, never cut
  * inside a UTF-8 character ("é" is 2 bytes, "€" 3). */
@@ -1236,6 +1585,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_an_error_path_keeps_its_file_name),
+		cmocka_unit_test_setup_teardown(test_a_failed_directory_fsync_after_removals_stops_retention, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_a_failed_directory_fsync_after_removing_cut_files_stops_retention,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recovery_removes_dropped_segments_only_after_the_catalog_is_durable,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_descriptors_stay_bounded_while_retention_is_stopped, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_a_segment_created_during_an_epoch_still_needs_the_directory_fsync, setup,
 						teardown),
 		cmocka_unit_test(test_record_roundtrip_and_every_single_bit_flip_is_refused),

@@ -328,7 +328,8 @@ static int cmd_stats(thoth_chan_t *ch, const thothctl_opts_t *opts)
 	else
 		printf("retention: keep everything (%llu bytes in segments)\n", (unsigned long long)s->segment_bytes);
 	if (s->compaction_stopped.len)
-		printf("retention STOPPED until codex restarts (no segment removed; appends go on): %s\n",
+		printf("retention STOPPED until codex restarts (no segment removed; %s): %s\n",
+		       s->failure.len ? "the journal stopped too" : "appends go on",
 		       peertext_text(s->compaction_stopped.ptr, s->compaction_stopped.len));
 	/* Tails recovery set aside: evidence, kept by retention within their
 	 * own budget (codex 1.3). */
