@@ -213,6 +213,14 @@ for o in budget-ms from to since until; do
   refused 2 "thothctl: codex: --$o needs a value, not an empty one" "$THOTHCTL" codex read s --$o=
 done
 refused 2 "thothctl: resolve: --min-version needs a value, not an empty one" "$THOTHCTL" resolve x --min-version=
+# A malformed --min-version is a bad argument: exit 2 (thothctl(1)), said
+# before connecting (no thothd here), the argument named, its bytes escaped.
+# It was exit 1 after a round trip (cli47).
+refused 2 "thothctl: resolve: --min-version '1.x' is not a version (MAJOR.MINOR.PATCH" "$THOTHCTL" resolve echo --min-version 1.x
+refused 2 "--min-version '01.0.0' is not a version" "$THOTHCTL" resolve echo --min-version 01.0.0
+refused 2 "--min-version '1.0.4294967296' is not a version" "$THOTHCTL" resolve echo --min-version 1.0.4294967296
+refused 2 "--min-version '1.0.0.' is not a version" "$THOTHCTL" resolve echo --min-version 1.0.0.
+refused 2 "--min-version '1\\x1b[31m.0.0' is not a version" "$THOTHCTL" resolve echo --min-version "$(printf '1\033[31m.0.0')"
 # probe's own parser: run refused neither ('cannot write :', exit 1; a
 # service named nothing asked of thothd), as attach refuses --service ''.
 refused 2 "thothctl: probe run: --emit wants a file name, not ''" \
@@ -359,13 +367,13 @@ thothd_pid=$THOTHD_PID
 # say it; it was 1, and the name's ESC went out raw (hostile46 review).
 refused 2 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$(printf 'x\033[31m')"
-refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+refused 2 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
 # Names and versions above thothd's request limit (4 KiB): thothd drops such
 # a connection unanswered, and thothctl said "thothd went away (exited or
 # killed)" of a thothd that runs on.  Said as a bad name; the list is empty.
 long=$(printf 'a%.0s' $(seq 5000))
 refused 2 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
-refused 1 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
+refused 2 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
 out=$("$THOTHCTL" --runtime-dir "$RT" services "$long" 2>&1)
 rc=$?
 if [ "$rc" != 0 ] || [[ "$out" != "no services registered under 'aaaa"* ]]; then

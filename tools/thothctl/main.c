@@ -880,6 +880,29 @@ static bool bad_name_said(const char *name)
 	return true;
 }
 
+/* --min-version's grammar, thothd's (thoth_semver_parse,
+ * kernel/thothd/registry.c): MAJOR.MINOR.PATCH, each a decimal of at most
+ * UINT32_MAX without a leading zero, 64 bytes at most. */
+static bool version_number(const char **p)
+{
+	const char *s = *p;
+	if (*s < '0' || *s > '9' || (*s == '0' && s[1] >= '0' && s[1] <= '9'))
+		return false;
+	uint64_t v = 0;
+	for (; *s >= '0' && *s <= '9'; s++)
+		if ((v = v * 10 + (uint64_t)(*s - '0')) > UINT32_MAX)
+			return false;
+	*p = s;
+	return true;
+}
+
+static bool version_ok(const char *v)
+{
+	const char *p = v;
+	return strlen(v) <= VERSION_MAX_LEN && version_number(&p) && *p++ == '.' && version_number(&p) &&
+	       *p++ == '.' && version_number(&p) && !*p;
+}
+
 static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_version)
 {
 	thoth_registry_Registry_resolve_req_t req = {
@@ -904,9 +927,10 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 		return 2;
 	}
 	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_VERSION) {
+		/* checked before the call (version_ok): a thothd stricter than us */
 		fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH)\n",
-			min_version);
-		return 1;
+			peertext_textz(min_version));
+		return 2;
 	}
 	if (r)
 		return thothctl_call_failed(ctl, "resolve", r);
@@ -1127,10 +1151,19 @@ static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts)
 		return thothctl_usage_error("resolve", "one NAME; unexpected argument", argv[optind + 1]);
 	if (bad_name_said(argv[optind]))
 		return 2;
-	if (min_version && strlen(min_version) > VERSION_MAX_LEN) {
-		fprintf(stderr, "thothctl: resolve: --min-version '%.20s...' (%zu bytes) is not a version "
-			"(MAJOR.MINOR.PATCH)\n", min_version, strlen(min_version));
-		return 1;
+	if (min_version && !version_ok(min_version)) {
+		/* A bad argument: exit 2 (thothctl(1)), as a bad NAME is; it was
+		 * exit 1 (a failure) after a round trip to thothd, the version's
+		 * bytes raw on the terminal. */
+		size_t n = strlen(min_version);
+		if (n > VERSION_MAX_LEN)
+			fprintf(stderr, "thothctl: resolve: --min-version '%s...' (%zu bytes) is not a version "
+				"(MAJOR.MINOR.PATCH, each a number without leading zeros)\n",
+				peertext_text(min_version, 20), n);
+		else
+			fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH, "
+				"each a number without leading zeros)\n", peertext_textz(min_version));
+		return 2;
 	}
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))
