@@ -167,6 +167,36 @@ mkfifo "$TMP/fifo.o"
 refused 2 "not a regular file" "$THOTHCTL" probe check "$TMP/fifo.o"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP/fifo.o" --pid 1
 refused 2 "not a regular file" "$THOTHCTL" probe kernel "$TMP/fifo.o"
+# A file name in probe's and sched's errors is the user's word, shown as
+# text: a name with a newline and an ESC wrote them raw, a forged second
+# error line and a colour on the terminal (cli47).  One line, escaped.
+evil=$'evil\nthothctl: forged\e[31m'
+evil_shown='evil\x0athothctl: forged\x1b[31m'
+escaped_path() {
+  local want=$1
+  shift
+  refused "$want" "$evil_shown" "$@"
+  if [ "$(wc -l <"$TMP/err")" != 1 ] || grep -q $'\x1b' "$TMP/err"; then
+    echo "FAIL: ${1##*/} ${*:2}: a file name's newline or ESC reached the terminal raw:"
+    sed 's/^/  | /' "$TMP/err" | head -5
+    failures=$((failures + 1))
+  fi
+}
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/$evil"                   # cannot read
+escaped_path 2 "$THOTHCTL" probe check "$TMP/$evil.o"                 # no such file
+escaped_path 2 "$THOTHCTL" probe kernel "$TMP/$evil.o"
+escaped_path 2 "$THOTHCTL" probe attach "$TMP/$evil.o" --pid 1
+mkdir "$TMP/${evil}dir"
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/${evil}dir"             # a directory
+escaped_path 2 "$THOTHCTL" probe check "$TMP/${evil}dir"              # not a regular file
+printf 'not a trace\n' >"$TMP/${evil}.json"
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/${evil}.json"           # not a trace
+printf '{"traceEvents":[\n' >"$TMP/${evil}cut.json"
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/${evil}cut.json"        # cut short
+: >"$TMP/${evil}empty.o"
+escaped_path 2 "$THOTHCTL" probe check "$TMP/${evil}empty.o"          # 0 bytes
+printf 'not an ELF object at all' >"$TMP/${evil}junk.o"
+escaped_path 2 "$THOTHCTL" probe check "$TMP/${evil}junk.o"           # the loader's reason
 # thothctl topology NAME: a name no service can have was looked up and
 # said "no live instance", exit 1, as if the service had just gone
 # (hostile46); the argument is shown escaped.

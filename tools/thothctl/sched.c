@@ -671,14 +671,14 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	int bad_input = from ? 2 : 1;
 	FILE *f = fopen(path, "re");
 	if (!f) {
-		fprintf(stderr, "thothctl: sched: cannot read %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "thothctl: sched: cannot read %s: %s\n", peertext_textz(path), strerror(errno));
 		if (!from)
 			unlink(tmp);
 		return bad_input;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", path);
+		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", peertext_textz(path));
 		fclose(f);
 		return bad_input;
 	}
@@ -689,12 +689,12 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		unlink(tmp);
 	if (rc == -2) {
 		fprintf(stderr, "thothctl: sched: %s is not a Chrome JSON trace as `thothctl trace dump "
-			"--json` writes it (no \"traceEvents\")\n", path);
+			"--json` writes it (no \"traceEvents\")\n", peertext_textz(path));
 	} else if (rc == -3) {
 		fprintf(stderr, "thothctl: sched: %s is cut short: it ends before the trace's closing \"]}\" "
-			"(a dump that did not finish?)\n", path);
+			"(a dump that did not finish?)\n", peertext_textz(path));
 	} else if (rc == -4) {
-		fprintf(stderr, "thothctl: sched: %s line %zu: \"%s\" is not a number from 0 to %s\n", path,
+		fprintf(stderr, "thothctl: sched: %s line %zu: \"%s\" is not a number from 0 to %s\n", peertext_textz(path),
 			r.bad_line, r.bad_key,
 			strcmp(r.bad_key, "pid") == 0 ? "4294967295"
 			: strcmp(r.bad_key, "ts") == 0 ? "1.8e16 (microseconds)" : "18446744073709551615");
