@@ -45,6 +45,10 @@
 #include "procfd.h"
 #include "thothctl.h"
 
+/* Daemon.status lists at most this many other hosts (THOTHD_STATUS_HOSTS,
+ * kernel/thothd/thothd.h; idl/daemon.tidl "the first 256 of them by id"). */
+#define THOTHCTL_STATUS_HOSTS_MAX 256u
+
 static bool json;                /* --json (set once in main from the options) */
 
 static void usage(FILE *out)
@@ -441,8 +445,74 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 			"(%s)\n", what, ctl->path, s, why[0] ? why : "its pid is unknown");
 }
 
+/* An answer begun and not finished (the reader holds part of one message,
+ * nothing handed out): how many bytes came, and of how many (0: its header
+ * did not come whole).  A listener that stopped or hung up mid-answer was
+ * said as one that did not answer at all. */
+static bool partial_answer(const thoth_control_t *ctl, size_t *have, size_t *want)
+{
+	const thoth_stream_reader_t *rd = &ctl->sock.reader;
+	if (rd->consumed || !rd->len || !rd->buf)
+		return false;
+	*have = rd->len;
+	*want = 0;
+	if (rd->len >= THOTH_WIRE_HEADER_SIZE && thoth_le32(rd->buf) == THOTH_WIRE_MAGIC)
+		*want = THOTH_WIRE_HEADER_SIZE + (size_t)thoth_le32(rd->buf + 36);
+	return true;
+}
+
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 {
+	size_t have, want;
+	/* What came back was no answer to this call (cli47: a fake thothd's
+	 * lies came out as "protocol violation by peer", "message too large"
+	 * or a bare timeout, naming neither the listener nor the fault). */
+	if ((r == THOTH_E_TIMEDOUT || r == THOTH_E_PEER_GONE) && partial_answer(ctl, &have, &want)) {
+		char of[48] = "";
+		if (want)
+			snprintf(of, sizeof of, " of its %zu", want);
+		unsigned sec = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
+		if (r == THOTH_E_PEER_GONE)
+			fprintf(stderr, "thothctl: %s: the answer from %s was cut short: the connection closed "
+				"after %zu bytes%s\n", what, ctl->path, have, of);
+		else
+			fprintf(stderr, "thothctl: %s: the answer from %s stopped after %zu bytes%s (nothing more "
+				"within %u s)\n", what, ctl->path, have, of, sec);
+		return 1;
+	}
+	if (r == THOTH_E_TOO_LARGE) {
+		const thoth_stream_reader_t *rd = &ctl->sock.reader;
+		if (rd->len >= THOTH_WIRE_HEADER_SIZE)
+			fprintf(stderr, "thothctl: %s: the answer from %s announces a body of %u bytes, more than "
+				"a message may hold (%u): refused unread\n", what, ctl->path,
+				thoth_le32(rd->buf + 36), THOTH_WIRE_MAX_BODY);
+		else
+			fprintf(stderr, "thothctl: %s: the answer from %s is larger than a message may hold (%u "
+				"bytes): refused unread\n", what, ctl->path, THOTH_WIRE_MAX_BODY);
+		return 1;
+	}
+	if (r == THOTH_E_BAD_MAGIC) {
+		fprintf(stderr, "thothctl: %s: what answered at %s sent no thoth message (bad magic): is it "
+			"thothd?\n", what, ctl->path);
+		return 1;
+	}
+	if (r == THOTH_E_PROTOCOL) {
+		fprintf(stderr, "thothctl: %s: the answer from %s is not an answer to this call (another "
+			"method or interface): refused\n", what, ctl->path);
+		return 1;
+	}
+	if (r <= THOTH_E_TRUNCATED && r >= THOTH_E_BAD_NUL) {   /* the wire decoder's verdicts */
+		fprintf(stderr, "thothctl: %s: the answer from %s is malformed (%s): refused\n", what,
+			ctl->path, thoth_strerror(r));
+		return 1;
+	}
+	if (r == THOTH_E_TIMEDOUT && ctl->sock.stray_answers) {
+		unsigned sec = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
+		fprintf(stderr, "thothctl: %s: what listens at %s sent %u answer%s to no call of this "
+			"connection (another request id) and none to this one within %u s: is it thothd?\n",
+			what, ctl->path, ctl->sock.stray_answers, ctl->sock.stray_answers == 1 ? "" : "s", sec);
+		return 1;
+	}
 	if (r == THOTH_E_TIMEDOUT)
 		say_no_answer(ctl, what);
 	else if (r == THOTH_E_REMOTE)
@@ -659,6 +729,73 @@ static void status_federation_text(const thoth_daemon_Federation_t *fe)
 		       fe->hosts_total - fe->hosts.count, fe->hosts.count);
 }
 
+/* What no thothd answers (cli47): the federation's counts and list, the
+ * ages and the lifecycle list against each other (docs/THOTHD.md "status
+ * refuses an answer that contradicts itself").  Whatever answers at the
+ * socket chose them: a status that lies is refused, naming the lie, not
+ * printed as a fact (three hosts listed under hosts_total 1 printed "6
+ * remote from 1 other host" above the three, exit 0; a host last seen
+ * UINT64_MAX ns ago "5124095 h 34 min ago").  true, and WHY, for one. */
+static bool status_contradicts(const thoth_daemon_Daemon_status_resp_t *st, char *why, size_t cap)
+{
+	/* an age may exceed thothd's uptime by the time between the two
+	 * clock reads of one answer, never by more than this */
+	const uint64_t slack = 1000000000ull;
+	if (st->events_capacity && st->events.count > st->events_capacity) {
+		snprintf(why, cap, "%u lifecycle events listed, but thothd keeps %u", st->events.count,
+			 st->events_capacity);
+		return true;
+	}
+	const thoth_daemon_Federation_t *fe = &st->federation;
+	if (!fed_on(fe))
+		return false;
+	if (fe->hosts.count > fe->hosts_total) {
+		snprintf(why, cap, "%u other hosts listed, but hosts_total says %u", fe->hosts.count,
+			 fe->hosts_total);
+		return true;
+	}
+	if (fe->hosts.count > THOTHCTL_STATUS_HOSTS_MAX) {
+		snprintf(why, cap, "%u other hosts listed; thothd lists at most %u", fe->hosts.count,
+			 THOTHCTL_STATUS_HOSTS_MAX);
+		return true;
+	}
+	if (fe->hosts_total > fe->remote) {
+		snprintf(why, cap, "%u other hosts with instances here, but only %u remote instances",
+			 fe->hosts_total, fe->remote);
+		return true;
+	}
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < fe->hosts.count; i++) {
+		const thoth_daemon_FederationHost_t *h = &fe->hosts.items[i];
+		sum += h->instances;
+		if (!h->instances || h->last_seen_ago_ns > st->uptime_ns + slack) {
+			char span[2][32];
+			if (h->instances)
+				snprintf(why, cap, "host %s last seen %s ago, but thothd is up %s",
+					 peertext_text(h->id.ptr, h->id.len),
+					 span_text(h->last_seen_ago_ns, span[0], sizeof span[0]),
+					 span_text(st->uptime_ns, span[1], sizeof span[1]));
+			else
+				snprintf(why, cap, "host %s listed with no instance",
+					 peertext_text(h->id.ptr, h->id.len));
+			return true;
+		}
+	}
+	if (sum > fe->remote || (fe->hosts.count == fe->hosts_total && sum != fe->remote)) {
+		snprintf(why, cap, "the %u hosts listed hold %llu instances, but remote_instances says %u",
+			 fe->hosts.count, (unsigned long long)sum, fe->remote);
+		return true;
+	}
+	if (fe->etcd_down_for_ns > st->uptime_ns + slack) {
+		char span[2][32];
+		snprintf(why, cap, "etcd down for %s, but thothd is up %s",
+			 span_text(fe->etcd_down_for_ns, span[0], sizeof span[0]),
+			 span_text(st->uptime_ns, span[1], sizeof span[1]));
+		return true;
+	}
+	return false;
+}
+
 static int cmd_status(thoth_control_t *ctl)
 {
 	thoth_daemon_Daemon_status_req_t req = { .with_events = true, .with_federation = true };
@@ -669,8 +806,21 @@ static int cmd_status(thoth_control_t *ctl)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, &arena);
+	if (r == THOTH_E_NOMEM || r == THOTH_E_NO_SPACE) {
+		/* the arena: an answer no thothd sends (64 events, 256 hosts) */
+		fprintf(stderr, "thothctl: status: the answer from %s decodes to more than the %zu KiB "
+			"thothctl takes for it (thothd lists at most 64 events and %u hosts): refused\n",
+			ctl->path, sizeof scratch / 1024, THOTHCTL_STATUS_HOSTS_MAX);
+		return 1;
+	}
 	if (r)
 		return thothctl_call_failed(ctl, "status", r);
+	char why[512];
+	if (status_contradicts(&st, why, sizeof why)) {
+		fprintf(stderr, "thothctl: status: the answer from %s contradicts itself: %s; refused "
+			"(is what listens there thothd?)\n", ctl->path, why);
+		return 1;
+	}
 	if (json) {
 		printf("{\"pid\":%u,\"version\":", st.pid);
 		thothctl_json_str(st.version.ptr, st.version.len);
