@@ -480,28 +480,32 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 				"within %u s)\n", what, ctl->path, have, of, sec);
 		return 1;
 	}
-	if (r == THOTH_E_TOO_LARGE) {
-		const thoth_stream_reader_t *rd = &ctl->sock.reader;
-		if (rd->len >= THOTH_WIRE_HEADER_SIZE)
-			fprintf(stderr, "thothctl: %s: the answer from %s announces a body of %u bytes, more than "
-				"a message may hold (%u): refused unread\n", what, ctl->path,
-				thoth_le32(rd->buf + 36), THOTH_WIRE_MAX_BODY);
-		else
-			fprintf(stderr, "thothctl: %s: the answer from %s is larger than a message may hold (%u "
-				"bytes): refused unread\n", what, ctl->path, THOTH_WIRE_MAX_BODY);
+	/* Said of the answer only when one came: the same codes from
+	 * encoding our own request (a non-UTF-8 argument: BAD_UTF8, one too
+	 * large: TOO_LARGE) are the request's, said as before.  The reader
+	 * holds the header the transport refused; the client holds a reply
+	 * it could not take. */
+	const thoth_stream_reader_t *rd = &ctl->sock.reader;
+	bool header = rd->buf && rd->len >= THOTH_WIRE_HEADER_SIZE && !rd->consumed;
+	if (r == THOTH_E_TOO_LARGE && header && thoth_le32(rd->buf + 36) > rd->max_body) {
+		fprintf(stderr, "thothctl: %s: the answer from %s announces a body of %u bytes, more than "
+			"a message may hold (%u): refused unread\n", what, ctl->path, thoth_le32(rd->buf + 36),
+			rd->max_body);
 		return 1;
 	}
-	if (r == THOTH_E_BAD_MAGIC) {
+	if (r == THOTH_E_BAD_MAGIC && rd->buf && rd->len >= 4 && !rd->consumed &&
+	    thoth_le32(rd->buf) != THOTH_WIRE_MAGIC) {
 		fprintf(stderr, "thothctl: %s: what answered at %s sent no thoth message (bad magic): is it "
 			"thothd?\n", what, ctl->path);
 		return 1;
 	}
-	if (r == THOTH_E_PROTOCOL) {
+	bool answered = ctl->client.holding_reply;
+	if (answered && r == THOTH_E_PROTOCOL) {
 		fprintf(stderr, "thothctl: %s: the answer from %s is not an answer to this call (another "
 			"method or interface): refused\n", what, ctl->path);
 		return 1;
 	}
-	if (r <= THOTH_E_TRUNCATED && r >= THOTH_E_BAD_NUL) {   /* the wire decoder's verdicts */
+	if (answered && r <= THOTH_E_TRUNCATED && r >= THOTH_E_BAD_NUL) {      /* the wire decoder's verdicts */
 		fprintf(stderr, "thothctl: %s: the answer from %s is malformed (%s): refused\n", what,
 			ctl->path, thoth_strerror(r));
 		return 1;
@@ -806,7 +810,7 @@ static int cmd_status(thoth_control_t *ctl)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, &arena);
-	if (r == THOTH_E_NOMEM || r == THOTH_E_NO_SPACE) {
+	if ((r == THOTH_E_NOMEM || r == THOTH_E_NO_SPACE) && ctl->client.holding_reply) {
 		/* the arena: an answer no thothd sends (64 events, 256 hosts) */
 		fprintf(stderr, "thothctl: status: the answer from %s decodes to more than the %zu KiB "
 			"thothctl takes for it (thothd lists at most 64 events and %u hosts): refused\n",
