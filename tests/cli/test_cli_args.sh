@@ -398,6 +398,9 @@ thothd_pid=$THOTHD_PID
 refused 2 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$(printf 'x\033[31m')"
 refused 2 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+# A PREFIX that is not UTF-8 cannot be sent: a bad argument, named (it was
+# "list: string is not valid UTF-8", exit 1; cli47).
+refused 2 "thothctl: services: PREFIX is not UTF-8: \\xff" "$THOTHCTL" --runtime-dir "$RT" services $'\xff'
 # Names and versions above thothd's request limit (4 KiB): thothd drops such
 # a connection unanswered, and thothctl said "thothd went away (exited or
 # killed)" of a thothd that runs on.  Said as a bad name; the list is empty.

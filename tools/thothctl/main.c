@@ -1277,6 +1277,10 @@ static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts)
 	if (argc - optind > 1)
 		return thothctl_usage_error("services", "one PREFIX at most; unexpected argument",
 					    argv[optind + 1]);
+	/* a prefix the wire cannot carry: a bad argument (exit 2), named; it
+	 * was "list: string is not valid UTF-8", exit 1, after connecting */
+	if (optind < argc && !thothctl_utf8_valid(argv[optind], strlen(argv[optind])))
+		return thothctl_usage_error("services", "PREFIX is not UTF-8:", argv[optind]);
 	if (optind < argc && strlen(argv[optind]) > NAME_MAX_LEN) {
 		/* no name starts with it: the empty list thothd gives a long one */
 		if (!json)
