@@ -25,6 +25,8 @@
  *   huge-frame   a header announcing a 4 GiB body, then the connection closed
  *   garbage      64 bytes that are no thoth message, then the connection closed
  *   bad-utf8     a host id with bytes that are not UTF-8 (the wire forbids it)
+ *   list-loop    (Registry.list_page, thothctl services) the same page of two
+ *                instances and "more" every time
  *
  * Exits when thothctl hangs up (or after 60 s: a hang guard of its own).
  */
@@ -42,6 +44,7 @@
 #include <unistd.h>
 
 #include "daemon.thoth.h"
+#include "registry.thoth.h"
 #include "thoth/rpc.h"
 #include "thoth/wire.h"
 
@@ -164,6 +167,20 @@ int main(int argc, char **argv)
 			/* no page (size 0): refused, the grid kept */
 			thoth_daemon_Daemon_timer_page_resp_t tp = { 0 };
 			if (thoth_method_encode(&thoth_daemon_Daemon_timer_page_info, true, &tp, &meta, out, cap, &n))
+				return 5;
+			send_all(out, n);
+			continue;
+		}
+		if (is(in, &thoth_registry_Registry_list_page_info) && !strcmp(sc, "list-loop")) {
+			thoth_registry_Instance_t inst[2] = {
+				{ .registration = { .name = s("alpha"), .version = s("1.0.0") }, .lease = 1,
+				  .registered_at_ns = 5 },
+				{ .registration = { .name = s("beta"), .version = s("1.0.0") }, .lease = 2,
+				  .registered_at_ns = 5 },
+			};
+			thoth_registry_Registry_list_page_resp_t page = { .instances = { .items = inst, .count = 2 },
+									 .more = true };
+			if (thoth_method_encode(&thoth_registry_Registry_list_page_info, true, &page, &meta, out, cap, &n))
 				return 5;
 			send_all(out, n);
 			continue;

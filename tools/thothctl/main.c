@@ -907,6 +907,28 @@ static int for_each_instance(thoth_control_t *ctl, const char *prefix,
 		if (more) {
 			const thoth_registry_Instance_t *last =
 				&resp.instances.items[resp.instances.count - 1];
+			/* The next page starts after the last one's (name,
+			 * registered_at_ns, lease), thothd's order: a page that
+			 * does not end past the one before, or a name too long
+			 * for the cursor, would be asked for again and again (a
+			 * lying thothd's "more" listed the same page forever). */
+			const thoth_str_t *ln = &last->registration.name;
+			size_t an = strlen(after_name);
+			int c = memcmp(ln->ptr, after_name, ln->len < an ? ln->len : an);
+			if (!c)
+				c = ln->len < an ? -1 : ln->len > an;
+			if (!c)
+				c = last->registered_at_ns < after_at ? -1 : last->registered_at_ns > after_at;
+			if (!c)
+				c = last->lease < after_lease ? -1 : last->lease > after_lease;
+			if (ln->len >= sizeof after_name || (*after_name && c <= 0)) {
+				fprintf(stderr, "thothctl: list: the answer from %s says there is more, but its "
+					"page does not end past the one before (its last instance: '%s'): "
+					"refused, not asked again\n", ctl->path, peertext_text(ln->ptr, ln->len));
+				thoth_client_release(&ctl->client);
+				free(scratch);
+				return 1;
+			}
 			snprintf(after_name, sizeof after_name, "%.*s",
 				 (int)last->registration.name.len, last->registration.name.ptr);
 			after_at = last->registered_at_ns;
