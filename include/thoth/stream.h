@@ -114,6 +114,7 @@ typedef struct thoth_sock_client {
 	size_t out_cap;
 	thoth_sock_event_fn on_event;
 	void *event_arg;
+	uint32_t stray_answers;         /* responses to no call waited for, skipped (late ones, or a lying peer's) */
 } thoth_sock_client_t;
 
 extern const thoth_transport_ops_t thoth_sock_transport;

@@ -375,7 +375,11 @@ static int sock_call(void *ctx, uint8_t *req, size_t len, thoth_msg_t *resp)
 		}
 		if ((flags & THOTH_MSG_REQUEST) && c->on_event)
 			c->on_event(c->event_arg, msg, mlen);
-		/* anything else: a late response to a call that timed out */
+		/* anything else: a late response to a call that timed out
+		 * (counted: a peer that answers only other calls is told
+		 * from one that is silent, thothctl's lying_thothd test) */
+		if (flags & THOTH_MSG_RESPONSE)
+			c->stray_answers++;
 		thoth_stream_consume(&c->reader);
 	}
 }

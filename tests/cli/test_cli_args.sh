@@ -167,6 +167,36 @@ mkfifo "$TMP/fifo.o"
 refused 2 "not a regular file" "$THOTHCTL" probe check "$TMP/fifo.o"
 refused 2 "not a regular file" "$THOTHCTL" probe attach "$TMP/fifo.o" --pid 1
 refused 2 "not a regular file" "$THOTHCTL" probe kernel "$TMP/fifo.o"
+# A file name in probe's and sched's errors is the user's word, shown as
+# text: a name with a newline and an ESC wrote them raw, a forged second
+# error line and a colour on the terminal (cli47).  One line, escaped.
+evil=$'evil\nthothctl: forged\e[31m'
+evil_shown='evil\x0athothctl: forged\x1b[31m'
+escaped_path() {
+  local want=$1
+  shift
+  refused "$want" "$evil_shown" "$@"
+  if [ "$(wc -l <"$TMP/err")" != 1 ] || grep -q $'\x1b' "$TMP/err"; then
+    echo "FAIL: ${1##*/} ${*:2}: a file name's newline or ESC reached the terminal raw:"
+    sed 's/^/  | /' "$TMP/err" | head -5
+    failures=$((failures + 1))
+  fi
+}
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/$evil"                   # cannot read
+escaped_path 2 "$THOTHCTL" probe check "$TMP/$evil.o"                 # no such file
+escaped_path 2 "$THOTHCTL" probe kernel "$TMP/$evil.o"
+escaped_path 2 "$THOTHCTL" probe attach "$TMP/$evil.o" --pid 1
+mkdir "$TMP/${evil}dir"
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/${evil}dir"             # a directory
+escaped_path 2 "$THOTHCTL" probe check "$TMP/${evil}dir"              # not a regular file
+printf 'not a trace\n' >"$TMP/${evil}.json"
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/${evil}.json"           # not a trace
+printf '{"traceEvents":[\n' >"$TMP/${evil}cut.json"
+escaped_path 2 "$THOTHCTL" sched --from "$TMP/${evil}cut.json"        # cut short
+: >"$TMP/${evil}empty.o"
+escaped_path 2 "$THOTHCTL" probe check "$TMP/${evil}empty.o"          # 0 bytes
+printf 'not an ELF object at all' >"$TMP/${evil}junk.o"
+escaped_path 2 "$THOTHCTL" probe check "$TMP/${evil}junk.o"           # the loader's reason
 # thothctl topology NAME: a name no service can have was looked up and
 # said "no live instance", exit 1, as if the service had just gone
 # (hostile46); the argument is shown escaped.
@@ -213,6 +243,14 @@ for o in budget-ms from to since until; do
   refused 2 "thothctl: codex: --$o needs a value, not an empty one" "$THOTHCTL" codex read s --$o=
 done
 refused 2 "thothctl: resolve: --min-version needs a value, not an empty one" "$THOTHCTL" resolve x --min-version=
+# A malformed --min-version is a bad argument: exit 2 (thothctl(1)), said
+# before connecting (no thothd here), the argument named, its bytes escaped.
+# It was exit 1 after a round trip (cli47).
+refused 2 "thothctl: resolve: --min-version '1.x' is not a version (MAJOR.MINOR.PATCH" "$THOTHCTL" resolve echo --min-version 1.x
+refused 2 "--min-version '01.0.0' is not a version" "$THOTHCTL" resolve echo --min-version 01.0.0
+refused 2 "--min-version '1.0.4294967296' is not a version" "$THOTHCTL" resolve echo --min-version 1.0.4294967296
+refused 2 "--min-version '1.0.0.' is not a version" "$THOTHCTL" resolve echo --min-version 1.0.0.
+refused 2 "--min-version '1\\x1b[31m.0.0' is not a version" "$THOTHCTL" resolve echo --min-version "$(printf '1\033[31m.0.0')"
 # probe's own parser: run refused neither ('cannot write :', exit 1; a
 # service named nothing asked of thothd), as attach refuses --service ''.
 refused 2 "thothctl: probe run: --emit wants a file name, not ''" \
@@ -359,13 +397,16 @@ thothd_pid=$THOTHD_PID
 # say it; it was 1, and the name's ESC went out raw (hostile46 review).
 refused 2 "'Echo' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve Echo
 refused 2 "'x\\x1b[31m' is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$(printf 'x\033[31m')"
-refused 1 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+refused 2 "--min-version '1.x' is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version 1.x
+# A PREFIX that is not UTF-8 cannot be sent: a bad argument, named (it was
+# "list: string is not valid UTF-8", exit 1; cli47).
+refused 2 "thothctl: services: PREFIX is not UTF-8: \\xff" "$THOTHCTL" --runtime-dir "$RT" services $'\xff'
 # Names and versions above thothd's request limit (4 KiB): thothd drops such
 # a connection unanswered, and thothctl said "thothd went away (exited or
 # killed)" of a thothd that runs on.  Said as a bad name; the list is empty.
 long=$(printf 'a%.0s' $(seq 5000))
 refused 2 "(5000 bytes) is not a service name" "$THOTHCTL" --runtime-dir "$RT" resolve "$long"
-refused 1 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
+refused 2 "(5000 bytes) is not a version" "$THOTHCTL" --runtime-dir "$RT" resolve echo --min-version "$long"
 out=$("$THOTHCTL" --runtime-dir "$RT" services "$long" 2>&1)
 rc=$?
 if [ "$rc" != 0 ] || [[ "$out" != "no services registered under 'aaaa"* ]]; then

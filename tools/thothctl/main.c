@@ -45,6 +45,10 @@
 #include "procfd.h"
 #include "thothctl.h"
 
+/* Daemon.status lists at most this many other hosts (THOTHD_STATUS_HOSTS,
+ * kernel/thothd/thothd.h; idl/daemon.tidl "the first 256 of them by id"). */
+#define THOTHCTL_STATUS_HOSTS_MAX 256u
+
 static bool json;                /* --json (set once in main from the options) */
 
 static void usage(FILE *out)
@@ -441,8 +445,78 @@ static void say_no_answer(const thoth_control_t *ctl, const char *what)
 			"(%s)\n", what, ctl->path, s, why[0] ? why : "its pid is unknown");
 }
 
+/* An answer begun and not finished (the reader holds part of one message,
+ * nothing handed out): how many bytes came, and of how many (0: its header
+ * did not come whole).  A listener that stopped or hung up mid-answer was
+ * said as one that did not answer at all. */
+static bool partial_answer(const thoth_control_t *ctl, size_t *have, size_t *want)
+{
+	const thoth_stream_reader_t *rd = &ctl->sock.reader;
+	if (rd->consumed || !rd->len || !rd->buf)
+		return false;
+	*have = rd->len;
+	*want = 0;
+	if (rd->len >= THOTH_WIRE_HEADER_SIZE && thoth_le32(rd->buf) == THOTH_WIRE_MAGIC)
+		*want = THOTH_WIRE_HEADER_SIZE + (size_t)thoth_le32(rd->buf + 36);
+	return true;
+}
+
 int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 {
+	size_t have, want;
+	/* What came back was no answer to this call (cli47: a fake thothd's
+	 * lies came out as "protocol violation by peer", "message too large"
+	 * or a bare timeout, naming neither the listener nor the fault). */
+	if ((r == THOTH_E_TIMEDOUT || r == THOTH_E_PEER_GONE) && partial_answer(ctl, &have, &want)) {
+		char of[48] = "";
+		if (want)
+			snprintf(of, sizeof of, " of its %zu", want);
+		unsigned sec = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
+		if (r == THOTH_E_PEER_GONE)
+			fprintf(stderr, "thothctl: %s: the answer from %s was cut short: the connection closed "
+				"after %zu bytes%s\n", what, ctl->path, have, of);
+		else
+			fprintf(stderr, "thothctl: %s: the answer from %s stopped after %zu bytes%s (nothing more "
+				"within %u s)\n", what, ctl->path, have, of, sec);
+		return 1;
+	}
+	/* Said of the answer only when one came: the same codes from
+	 * encoding our own request (a non-UTF-8 argument: BAD_UTF8, one too
+	 * large: TOO_LARGE) are the request's, said as before.  The reader
+	 * holds the header the transport refused; the client holds a reply
+	 * it could not take. */
+	const thoth_stream_reader_t *rd = &ctl->sock.reader;
+	bool header = rd->buf && rd->len >= THOTH_WIRE_HEADER_SIZE && !rd->consumed;
+	if (r == THOTH_E_TOO_LARGE && header && thoth_le32(rd->buf + 36) > rd->max_body) {
+		fprintf(stderr, "thothctl: %s: the answer from %s announces a body of %u bytes, more than "
+			"a message may hold (%u): refused unread\n", what, ctl->path, thoth_le32(rd->buf + 36),
+			rd->max_body);
+		return 1;
+	}
+	if (r == THOTH_E_BAD_MAGIC && rd->buf && rd->len >= 4 && !rd->consumed &&
+	    thoth_le32(rd->buf) != THOTH_WIRE_MAGIC) {
+		fprintf(stderr, "thothctl: %s: what answered at %s sent no thoth message (bad magic): is it "
+			"thothd?\n", what, ctl->path);
+		return 1;
+	}
+	bool answered = ctl->client.holding_reply;
+	if (answered && r == THOTH_E_PROTOCOL) {
+		fprintf(stderr, "thothctl: %s: the answer from %s is not an answer to this call (another "
+			"method or interface): refused\n", what, ctl->path);
+		return 1;
+	}
+	if (answered && r <= THOTH_E_TRUNCATED && r >= THOTH_E_BAD_NUL) {      /* the wire decoder's verdicts */
+		fprintf(stderr, "thothctl: %s: the answer from %s is malformed (%s): refused\n", what,
+			ctl->path, thoth_strerror(r));
+		return 1;
+	}
+	if (r == THOTH_E_TIMEDOUT && ctl->sock.stray_answers) {
+		unsigned sec = ctl->sock.timeout_ms ? (ctl->sock.timeout_ms + 999) / 1000 : 0;
+		fprintf(stderr, "thothctl: %s: what listens at %s sent %u answer%s to no call of this "
+			"connection (another request id) and none to this one within %u s: is it thothd?\n",
+			what, ctl->path, ctl->sock.stray_answers, ctl->sock.stray_answers == 1 ? "" : "s", sec);
+		return 1;
+	}
 	if (r == THOTH_E_TIMEDOUT)
 		say_no_answer(ctl, what);
 	else if (r == THOTH_E_REMOTE)
@@ -659,6 +733,73 @@ static void status_federation_text(const thoth_daemon_Federation_t *fe)
 		       fe->hosts_total - fe->hosts.count, fe->hosts.count);
 }
 
+/* What no thothd answers (cli47): the federation's counts and list, the
+ * ages and the lifecycle list against each other (docs/THOTHD.md "status
+ * refuses an answer that contradicts itself").  Whatever answers at the
+ * socket chose them: a status that lies is refused, naming the lie, not
+ * printed as a fact (three hosts listed under hosts_total 1 printed "6
+ * remote from 1 other host" above the three, exit 0; a host last seen
+ * UINT64_MAX ns ago "5124095 h 34 min ago").  true, and WHY, for one. */
+static bool status_contradicts(const thoth_daemon_Daemon_status_resp_t *st, char *why, size_t cap)
+{
+	/* an age may exceed thothd's uptime by the time between the two
+	 * clock reads of one answer, never by more than this */
+	const uint64_t slack = 1000000000ull;
+	if (st->events_capacity && st->events.count > st->events_capacity) {
+		snprintf(why, cap, "%u lifecycle events listed, but thothd keeps %u", st->events.count,
+			 st->events_capacity);
+		return true;
+	}
+	const thoth_daemon_Federation_t *fe = &st->federation;
+	if (!fed_on(fe))
+		return false;
+	if (fe->hosts.count > fe->hosts_total) {
+		snprintf(why, cap, "%u other hosts listed, but hosts_total says %u", fe->hosts.count,
+			 fe->hosts_total);
+		return true;
+	}
+	if (fe->hosts.count > THOTHCTL_STATUS_HOSTS_MAX) {
+		snprintf(why, cap, "%u other hosts listed; thothd lists at most %u", fe->hosts.count,
+			 THOTHCTL_STATUS_HOSTS_MAX);
+		return true;
+	}
+	if (fe->hosts_total > fe->remote) {
+		snprintf(why, cap, "%u other hosts with instances here, but only %u remote instances",
+			 fe->hosts_total, fe->remote);
+		return true;
+	}
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < fe->hosts.count; i++) {
+		const thoth_daemon_FederationHost_t *h = &fe->hosts.items[i];
+		sum += h->instances;
+		if (!h->instances || h->last_seen_ago_ns > st->uptime_ns + slack) {
+			char span[2][32];
+			if (h->instances)
+				snprintf(why, cap, "host %s last seen %s ago, but thothd is up %s",
+					 peertext_text(h->id.ptr, h->id.len),
+					 span_text(h->last_seen_ago_ns, span[0], sizeof span[0]),
+					 span_text(st->uptime_ns, span[1], sizeof span[1]));
+			else
+				snprintf(why, cap, "host %s listed with no instance",
+					 peertext_text(h->id.ptr, h->id.len));
+			return true;
+		}
+	}
+	if (sum > fe->remote || (fe->hosts.count == fe->hosts_total && sum != fe->remote)) {
+		snprintf(why, cap, "the %u hosts listed hold %llu instances, but remote_instances says %u",
+			 fe->hosts.count, (unsigned long long)sum, fe->remote);
+		return true;
+	}
+	if (fe->etcd_down_for_ns > st->uptime_ns + slack) {
+		char span[2][32];
+		snprintf(why, cap, "etcd down for %s, but thothd is up %s",
+			 span_text(fe->etcd_down_for_ns, span[0], sizeof span[0]),
+			 span_text(st->uptime_ns, span[1], sizeof span[1]));
+		return true;
+	}
+	return false;
+}
+
 static int cmd_status(thoth_control_t *ctl)
 {
 	thoth_daemon_Daemon_status_req_t req = { .with_events = true, .with_federation = true };
@@ -669,8 +810,21 @@ static int cmd_status(thoth_control_t *ctl)
 	thoth_arena_t arena;
 	thoth_arena_init(&arena, scratch, sizeof scratch);
 	int r = thoth_daemon_Daemon_status(&ctl->client, &req, &st, &arena);
+	if ((r == THOTH_E_NOMEM || r == THOTH_E_NO_SPACE) && ctl->client.holding_reply) {
+		/* the arena: an answer no thothd sends (64 events, 256 hosts) */
+		fprintf(stderr, "thothctl: status: the answer from %s decodes to more than the %zu KiB "
+			"thothctl takes for it (thothd lists at most 64 events and %u hosts): refused\n",
+			ctl->path, sizeof scratch / 1024, THOTHCTL_STATUS_HOSTS_MAX);
+		return 1;
+	}
 	if (r)
 		return thothctl_call_failed(ctl, "status", r);
+	char why[512];
+	if (status_contradicts(&st, why, sizeof why)) {
+		fprintf(stderr, "thothctl: status: the answer from %s contradicts itself: %s; refused "
+			"(is what listens there thothd?)\n", ctl->path, why);
+		return 1;
+	}
 	if (json) {
 		printf("{\"pid\":%u,\"version\":", st.pid);
 		thothctl_json_str(st.version.ptr, st.version.len);
@@ -753,6 +907,28 @@ static int for_each_instance(thoth_control_t *ctl, const char *prefix,
 		if (more) {
 			const thoth_registry_Instance_t *last =
 				&resp.instances.items[resp.instances.count - 1];
+			/* The next page starts after the last one's (name,
+			 * registered_at_ns, lease), thothd's order: a page that
+			 * does not end past the one before, or a name too long
+			 * for the cursor, would be asked for again and again (a
+			 * lying thothd's "more" listed the same page forever). */
+			const thoth_str_t *ln = &last->registration.name;
+			size_t an = strlen(after_name);
+			int c = memcmp(ln->ptr, after_name, ln->len < an ? ln->len : an);
+			if (!c)
+				c = ln->len < an ? -1 : ln->len > an;
+			if (!c)
+				c = last->registered_at_ns < after_at ? -1 : last->registered_at_ns > after_at;
+			if (!c)
+				c = last->lease < after_lease ? -1 : last->lease > after_lease;
+			if (ln->len >= sizeof after_name || (*after_name && c <= 0)) {
+				fprintf(stderr, "thothctl: list: the answer from %s says there is more, but its "
+					"page does not end past the one before (its last instance: '%s'): "
+					"refused, not asked again\n", ctl->path, peertext_text(ln->ptr, ln->len));
+				thoth_client_release(&ctl->client);
+				free(scratch);
+				return 1;
+			}
 			snprintf(after_name, sizeof after_name, "%.*s",
 				 (int)last->registration.name.len, last->registration.name.ptr);
 			after_at = last->registered_at_ns;
@@ -880,6 +1056,29 @@ static bool bad_name_said(const char *name)
 	return true;
 }
 
+/* --min-version's grammar, thothd's (thoth_semver_parse,
+ * kernel/thothd/registry.c): MAJOR.MINOR.PATCH, each a decimal of at most
+ * UINT32_MAX without a leading zero, 64 bytes at most. */
+static bool version_number(const char **p)
+{
+	const char *s = *p;
+	if (*s < '0' || *s > '9' || (*s == '0' && s[1] >= '0' && s[1] <= '9'))
+		return false;
+	uint64_t v = 0;
+	for (; *s >= '0' && *s <= '9'; s++)
+		if ((v = v * 10 + (uint64_t)(*s - '0')) > UINT32_MAX)
+			return false;
+	*p = s;
+	return true;
+}
+
+static bool version_ok(const char *v)
+{
+	const char *p = v;
+	return strlen(v) <= VERSION_MAX_LEN && version_number(&p) && *p++ == '.' && version_number(&p) &&
+	       *p++ == '.' && version_number(&p) && !*p;
+}
+
 static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_version)
 {
 	thoth_registry_Registry_resolve_req_t req = {
@@ -904,9 +1103,10 @@ static int cmd_resolve(thoth_control_t *ctl, const char *name, const char *min_v
 		return 2;
 	}
 	if (r == THOTH_E_REMOTE && ctl->client.remote_code == THOTH_REGISTRY_ERR_BAD_VERSION) {
+		/* checked before the call (version_ok): a thothd stricter than us */
 		fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH)\n",
-			min_version);
-		return 1;
+			peertext_textz(min_version));
+		return 2;
 	}
 	if (r)
 		return thothctl_call_failed(ctl, "resolve", r);
@@ -1099,6 +1299,10 @@ static int cmd_services_main(int argc, char **argv, const thothctl_opts_t *opts)
 	if (argc - optind > 1)
 		return thothctl_usage_error("services", "one PREFIX at most; unexpected argument",
 					    argv[optind + 1]);
+	/* a prefix the wire cannot carry: a bad argument (exit 2), named; it
+	 * was "list: string is not valid UTF-8", exit 1, after connecting */
+	if (optind < argc && !thothctl_utf8_valid(argv[optind], strlen(argv[optind])))
+		return thothctl_usage_error("services", "PREFIX is not UTF-8:", argv[optind]);
 	if (optind < argc && strlen(argv[optind]) > NAME_MAX_LEN) {
 		/* no name starts with it: the empty list thothd gives a long one */
 		if (!json)
@@ -1127,10 +1331,19 @@ static int cmd_resolve_main(int argc, char **argv, const thothctl_opts_t *opts)
 		return thothctl_usage_error("resolve", "one NAME; unexpected argument", argv[optind + 1]);
 	if (bad_name_said(argv[optind]))
 		return 2;
-	if (min_version && strlen(min_version) > VERSION_MAX_LEN) {
-		fprintf(stderr, "thothctl: resolve: --min-version '%.20s...' (%zu bytes) is not a version "
-			"(MAJOR.MINOR.PATCH)\n", min_version, strlen(min_version));
-		return 1;
+	if (min_version && !version_ok(min_version)) {
+		/* A bad argument: exit 2 (thothctl(1)), as a bad NAME is; it was
+		 * exit 1 (a failure) after a round trip to thothd, the version's
+		 * bytes raw on the terminal. */
+		size_t n = strlen(min_version);
+		if (n > VERSION_MAX_LEN)
+			fprintf(stderr, "thothctl: resolve: --min-version '%s...' (%zu bytes) is not a version "
+				"(MAJOR.MINOR.PATCH, each a number without leading zeros)\n",
+				peertext_text(min_version, 20), n);
+		else
+			fprintf(stderr, "thothctl: resolve: --min-version '%s' is not a version (MAJOR.MINOR.PATCH, "
+				"each a number without leading zeros)\n", peertext_textz(min_version));
+		return 2;
 	}
 	thoth_control_t ctl;
 	if (thothctl_connect(&ctl, opts->runtime_dir))

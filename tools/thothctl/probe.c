@@ -135,10 +135,13 @@ static void section_json(const char *section, const char *name)
 static void object_error(const char *path, const char *err, int r)
 {
 	size_t n = strlen(path);
+	/* PATH is the user's word, shown as text (peertext): a file name with a
+	 * newline or an ESC forged lines and colours on the terminal (cli47) */
 	if (err[0] && strncmp(err, path, n) == 0 && err[n] == ':')
-		fprintf(stderr, "thothctl: %s\n", err);
+		fprintf(stderr, "thothctl: %s%s\n", peertext_textz(path), peertext_textz(err + n));
 	else
-		fprintf(stderr, "thothctl: %s: %s\n", path, err[0] ? err : thoth_strerror(r));
+		fprintf(stderr, "thothctl: %s: %s\n", peertext_textz(path),
+			err[0] ? peertext_textz(err) : thoth_strerror(r));
 }
 
 /* A usage error of `probe SUB`: one line (thothctl_usage_error), never
@@ -283,13 +286,13 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "thothctl: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "thothctl: %s: %s\n", peertext_textz(path), strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return 2;
 	}
 	if (!S_ISREG(st.st_mode)) {     /* a directory read as "short read" */
-		fprintf(stderr, "thothctl: %s: not a regular file\n", path);
+		fprintf(stderr, "thothctl: %s: not a regular file\n", peertext_textz(path));
 		close(fd);
 		return 2;
 	}
@@ -299,7 +302,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	if (fl >= 0)
 		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	if (st.st_size <= 0 || st.st_size > (off_t)THOTH_PROBE_MAX_OBJECT) {
-		fprintf(stderr, "thothctl: %s: %lld bytes (1 to %u)\n", path, (long long)st.st_size,
+		fprintf(stderr, "thothctl: %s: %lld bytes (1 to %u)\n", peertext_textz(path), (long long)st.st_size,
 		        THOTH_PROBE_MAX_OBJECT);
 		close(fd);
 		return 2;
@@ -316,7 +319,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	}
 	close(fd);
 	if (!buf || got != (size_t)st.st_size) {
-		fprintf(stderr, "thothctl: %s: short read\n", path);
+		fprintf(stderr, "thothctl: %s: short read\n", peertext_textz(path));
 		free(buf);
 		return 2;
 	}
@@ -420,7 +423,7 @@ static int attach_bytes(uint8_t *bytes, size_t len, const char *path, uint32_t p
 	thoth_probe_object_t *obj;
 	r = thoth_probe_object_open(bytes, len, &obj, err, sizeof err);
 	if (r) {
-		fprintf(stderr, "thothctl: %s: %s\n", path, err);
+		fprintf(stderr, "thothctl: %s: %s\n", peertext_textz(path), peertext_textz(err));
 		free(bytes);
 		return r == THOTH_E_BAD_MAGIC ? 2 : 1;
 	}
@@ -952,7 +955,7 @@ static int probe_run(int argc, char **argv, const thothctl_opts_t *opts)
 	if (emit) {
 		FILE *f = fopen(emit, "wb");
 		if (!f || fwrite(elf, 1, len, f) != len || fclose(f) != 0) {
-			fprintf(stderr, "thothctl: probe run: cannot write %s: %s\n", emit, strerror(errno));
+			fprintf(stderr, "thothctl: probe run: cannot write %s: %s\n", peertext_textz(emit), strerror(errno));
 			free(elf);
 			return 1;
 		}
@@ -1136,7 +1139,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	if (!n_kernel) {
 		fprintf(stderr, "thothctl: %s has no kernel program (sections tracepoint/, raw_tp/, "
 		        "kprobe/, uprobe/); its thoth/ programs attach with `thothctl probe attach`\n",
-		        path);
+		        peertext_textz(path));
 		return 1;
 	}
 	uint8_t *bytes;
@@ -1160,7 +1163,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	free(bytes);
 	if (r) {
 		if (r == THOTH_E_REMOTE)
-			fprintf(stderr, "thothctl: %s: %s\n", path, peertext_textz(s.ctl.client.remote_message));
+			fprintf(stderr, "thothctl: %s: %s\n", peertext_textz(path), peertext_textz(s.ctl.client.remote_message));
 		else
 			thothctl_call_failed(&s.ctl, "probe kernel", r);
 		session_close(&s);
@@ -1168,7 +1171,7 @@ static int probe_kernel(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	if (resp.id == 0) {
 		/* the verifier's log, lines and all, through thothd: shown, never obeyed */
-		fprintf(stderr, "thothctl: %s: ", path);
+		fprintf(stderr, "thothctl: %s: ", peertext_textz(path));
 		peertext_fput(stderr, resp.refused.ptr, resp.refused.len, PEERTEXT_TAB | PEERTEXT_LINES);
 		fputs(resp.refused.len && resp.refused.ptr[resp.refused.len - 1] == '\n' ? "" : "\n", stderr);
 		session_close(&s);

@@ -30,6 +30,15 @@
 #include "thothctl.h"
 
 #define SHARE_NS 200000u        /* wake-ups of two processes this close: one CPU wake-up */
+/* Rows kept, one per distinct pid (~240 bytes each, and a lateness list
+ * from its first timer_fire): a trace of 1,000,000 pids took 238 MB
+ * (cli47).  The events of every pid first seen after the first
+ * SCHED_MAX_PROCS are counted in one "other" row, said as such: the
+ * report of the rest stays whole, and the rows take ~16 MB at most; what
+ * stays linear is in the events (a lateness per timer_fire, 16 bytes per
+ * timer wake-up): 1,000,000 pids with one event each took 41-63 MB.  A
+ * host's thoth processes are far fewer. */
+#define SCHED_MAX_PROCS 65536u
 
 typedef struct proc {
 	uint32_t pid;
@@ -41,6 +50,7 @@ typedef struct proc {
 	size_t nlate, caplate;
 	uint64_t spin[3];                   /* hits, misses, skips */
 	uint64_t moves;
+	bool other;                         /* the row of the pids past SCHED_MAX_PROCS */
 } proc_t;
 
 typedef struct move {
@@ -70,6 +80,8 @@ typedef struct sched_report {
 	const char *bad_key;
 	uint32_t *slot;                     /* pid -> index + 1 (0: empty), open addressing */
 	size_t nslot;                       /* a power of two, more than twice n; 0: none yet */
+	proc_t *other;                      /* pids past SCHED_MAX_PROCS: one row (NULL: none) */
+	uint64_t other_events;              /* the events counted in it */
 } sched_report_t;
 
 /* The slot of PID, or the empty one where it goes.  The table keeps the
@@ -101,6 +113,15 @@ static proc_t *proc_of(sched_report_t *r, uint32_t pid)
 		size_t i = pid_slot(r, pid);
 		if (r->slot[i])
 			return &r->procs[r->slot[i] - 1];
+	}
+	if (r->n >= SCHED_MAX_PROCS) {
+		/* full: every pid not in it is "other" from its first sight on,
+		 * so a pid's events all go to one row */
+		if (!r->other && (r->other = calloc(1, sizeof *r->other)) != NULL) {
+			r->other->other = true;
+			snprintf(r->other->name, sizeof r->other->name, "(other pids)");
+		}
+		return r->other;
 	}
 	if (r->n == r->cap) {
 		size_t cap = r->cap ? 2 * r->cap : 16;
@@ -273,7 +294,7 @@ static int read_trace(FILE *f, sched_report_t *r)
 				return -4;
 			}
 			proc_t *p = proc_of(r, (uint32_t)pid);
-			if (p)
+			if (p && !p->other)
 				str_after(line, "\"args\":{\"name\":\"", p->name, sizeof p->name);
 			continue;
 		}
@@ -316,6 +337,7 @@ static int read_trace(FILE *f, sched_report_t *r)
 			free(line);
 			return -1;
 		}
+		r->other_events += p->other;
 		if (!r->first_ns || ts < r->first_ns)
 			r->first_ns = ts;
 		if (ts > r->last_ns)
@@ -353,7 +375,7 @@ static int read_trace(FILE *f, sched_report_t *r)
 				r->mv = m;
 				r->capmv = c;
 			}
-			r->mv[r->nmv++] = (move_t){ .ts = ts, .pid = p->pid, .tid = arg0,
+			r->mv[r->nmv++] = (move_t){ .ts = ts, .pid = (uint32_t)x[3], .tid = arg0,
 						    .action = (unsigned)(arg1 & 0xff),
 						    .reason = (unsigned)((arg1 >> 8) & 0xff),
 						    .cpu = (int)((arg1 >> 16) & 0xffff) - 1,
@@ -377,7 +399,7 @@ static int read_trace(FILE *f, sched_report_t *r)
 				r->tw = t;
 				r->captw = c;
 			}
-			r->tw[r->ntw++] = (twake_t){ .ts = ts, .pid = p->pid };
+			r->tw[r->ntw++] = (twake_t){ .ts = ts, .pid = (uint32_t)x[3] };
 		}
 	}
 	free(line);
@@ -469,10 +491,14 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 		seconds = r->last_ns > r->first_ns ? (double)(r->last_ns - r->first_ns) / 1e9 : 1;
 	if (json) {
 		/* One object on one line, like every thothctl --json. */
-		printf("{\"seconds\":%.3f,\"processes\":[", seconds);
-		for (size_t i = 0; i < r->n; i++) {
-			proc_t *p = &r->procs[i];
-			printf("%s{\"pid\":%u,\"name\":", i ? "," : "", p->pid);
+		printf("{\"seconds\":%.3f,\"processes_max\":%u,\"other_events\":%llu,\"processes\":[", seconds,
+		       SCHED_MAX_PROCS, (unsigned long long)r->other_events);
+		for (size_t i = 0; i < r->n + (r->other != NULL); i++) {
+			proc_t *p = i < r->n ? &r->procs[i] : r->other;
+			if (p->other)   /* not one process: no pid */
+				printf("%s{\"pid\":null,\"other\":true,\"name\":", i ? "," : "");
+			else
+				printf("%s{\"pid\":%u,\"name\":", i ? "," : "", p->pid);
 			json_string(p->name);
 			printf(",\"wakeups_per_s\":%.3f,\"by_reason_per_s\":{\"fd\":%.3f,\"timer\":%.3f,"
 			       "\"signal\":%.3f,\"deferred\":%.3f},\"timers_fired\":%llu,"
@@ -503,15 +529,17 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 	printf("%-8s %-20s %9s %8s %8s %8s %8s %7s %9s %7s %6s %8s %8s %8s %6s %6s %6s %5s\n", "PID", "NAME", "WAKE/s",
 	       "fd/s", "timer/s", "sig/s", "defer/s", "TIMERS", "COALESCED", "SHARED", "RUNG", "LATE_us", "LATE50",
 	       "LATE99", "SPIN+", "SPIN-", "SKIP", "MOVES");
-	for (size_t i = 0; i < r->n; i++) {
-		proc_t *p = &r->procs[i];
+	for (size_t i = 0; i < r->n + (r->other != NULL); i++) {
+		proc_t *p = i < r->n ? &r->procs[i] : r->other;
 		/* the name cut at 20 columns, never inside a character or an escape */
 		const char *name = peertext_textz(p->name);
 		int cols;
 		size_t cut = peertext_prefix(name, 20, &cols);
-		printf("%-8u %.*s%*s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
+		char pid[16];
+		snprintf(pid, sizeof pid, p->other ? "other" : "%u", p->pid);
+		printf("%-8s %.*s%*s %9.2f %8.2f %8.2f %8.2f %8.2f %7llu %9llu %7llu %6llu %8.1f %8.1f %8.1f %6llu %6llu "
 		       "%6llu %5llu\n",
-		       p->pid, (int)cut, name, 20 - cols, "", p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
+		       pid, (int)cut, name, 20 - cols, "", p->wakeups / seconds, p->by_reason[0] / seconds, p->by_reason[1] / seconds,
 		       p->by_reason[2] / seconds, p->by_reason[3] / seconds, (unsigned long long)p->timer_fires,
 		       (unsigned long long)coalesced(p), (unsigned long long)p->shared_timer_wakeups,
 		       (unsigned long long)p->rung_wakeups,
@@ -528,6 +556,10 @@ static void print_report(sched_report_t *r, double seconds, bool json)
 		printf("move: pid %u thread %llu %s%s: %s%s\n", m->pid, (unsigned long long)m->tid,
 		       action_name(m->action), where, reason_name(m->reason), m->failed ? " (failed)" : "");
 	}
+	if (r->other)
+		printf("other: %llu events of the pids first seen after the first %u, in one row "
+		       "(thothctl sched keeps at most %u rows)\n",
+		       (unsigned long long)r->other_events, SCHED_MAX_PROCS, SCHED_MAX_PROCS);
 	printf("over %.2f s.  COALESCED: timers that rode another timer's wake-up in the same process;\n"
 	       "SHARED: timer wake-ups another process had within 200 us (one CPU wake-up); RUNG: timer\n"
 	       "wake-ups another process's loop rang (thothd's window page); SPIN+/SPIN-/SKIP: channel waits\n"
@@ -641,14 +673,14 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	int bad_input = from ? 2 : 1;
 	FILE *f = fopen(path, "re");
 	if (!f) {
-		fprintf(stderr, "thothctl: sched: cannot read %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "thothctl: sched: cannot read %s: %s\n", peertext_textz(path), strerror(errno));
 		if (!from)
 			unlink(tmp);
 		return bad_input;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", path);
+		fprintf(stderr, "thothctl: sched: %s is a directory, not a trace\n", peertext_textz(path));
 		fclose(f);
 		return bad_input;
 	}
@@ -659,12 +691,12 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 		unlink(tmp);
 	if (rc == -2) {
 		fprintf(stderr, "thothctl: sched: %s is not a Chrome JSON trace as `thothctl trace dump "
-			"--json` writes it (no \"traceEvents\")\n", path);
+			"--json` writes it (no \"traceEvents\")\n", peertext_textz(path));
 	} else if (rc == -3) {
 		fprintf(stderr, "thothctl: sched: %s is cut short: it ends before the trace's closing \"]}\" "
-			"(a dump that did not finish?)\n", path);
+			"(a dump that did not finish?)\n", peertext_textz(path));
 	} else if (rc == -4) {
-		fprintf(stderr, "thothctl: sched: %s line %zu: \"%s\" is not a number from 0 to %s\n", path,
+		fprintf(stderr, "thothctl: sched: %s line %zu: \"%s\" is not a number from 0 to %s\n", peertext_textz(path),
 			r.bad_line, r.bad_key,
 			strcmp(r.bad_key, "pid") == 0 ? "4294967295"
 			: strcmp(r.bad_key, "ts") == 0 ? "1.8e16 (microseconds)" : "18446744073709551615");
@@ -675,6 +707,9 @@ int thothctl_sched(int argc, char **argv, const thothctl_opts_t *opts)
 	}
 	for (size_t i = 0; i < r.n; i++)
 		free(r.procs[i].late);
+	if (r.other)
+		free(r.other->late);
+	free(r.other);
 	free(r.procs);
 	free(r.slot);
 	free(r.tw);
