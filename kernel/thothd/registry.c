@@ -52,6 +52,7 @@ struct group {
 	entry_t **entries;
 	size_t count, cap;
 	size_t local_count;                     /* entries of a non-federated owner */
+	const struct entry *a_local;            /* one of them, NULL: none or not found yet */
 	uint64_t round_robin;
 	char name_storage[];
 };
@@ -683,6 +684,8 @@ static void entry_remove(thoth_registry_t *reg, entry_t *e, thoth_registry_Chang
 	group_t *g = e->group;
 	if (!e->owner->federated)
 		g->local_count--;
+	if (g->a_local == e)
+		g->a_local = NULL;
 	local_claims_sub(reg, e);               /* before the group can go: it keys the counts */
 	size_t last = g->count - 1;
 	if (e->group_index != last) {
@@ -1003,16 +1006,27 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 	}
 	uint64_t h = hash_name(r->name.ptr, r->name.len);
 	group_t *g = *group_slot(reg, r->name.ptr, r->name.len, h);
-	/* Every live local instance has the same holder: compare with one.
+	/* Every live local instance has the same holder (this rule, and an
+	 * owner's executable set once, before its first registration):
+	 * compare with one, g->a_local, found again only when it went.
 	 * Other hosts' instances (a federated owner) neither hold the name
 	 * here nor are held to it: their host applied its own rule. */
 	const thoth_registry_owner_t *holder = NULL;
-	for (size_t i = 0; g && !owner->federated && g->local_count && i < g->count && !holder; i++)
-		if (!g->entries[i]->owner->federated)
-			holder = g->entries[i]->owner;
+	if (g && !owner->federated && g->local_count) {
+		for (size_t i = 0; !g->a_local && i < g->count; i++)
+			if (!g->entries[i]->owner->federated)
+				g->a_local = g->entries[i];
+		holder = g->a_local->owner;
+	}
 	if (holder) {
 		if (holder->uid != owner->uid || holder->exe_dev != owner->exe_dev ||
 		    holder->exe_ino != owner->exe_ino) {
+			/* Named as ever: the first local instance's owner. */
+			for (size_t i = 0; i < g->count; i++)
+				if (!g->entries[i]->owner->federated) {
+					holder = g->entries[i]->owner;
+					break;
+				}
 			refuse(reg, "name \"%.*s\" is held by %s (pid %u) while it has live "
 			       "instances: only the same uid running the same executable may add one",
 			       (int)r->name.len, r->name.ptr,
@@ -1100,6 +1114,8 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 	owner->count++;
 	if (!owner->federated) {
 		g->local_count++;
+		if (!g->a_local)
+			g->a_local = e;
 		local_claims_add(reg, e);       /* room reserved above */
 	}
 

@@ -884,6 +884,40 @@ static void test_live_name_is_refused_to_another_uid_or_executable(void **state)
 	thoth_registry_owner_drop(f->reg, other);
 }
 
+/* The name's holder is compared with one local instance the registry keeps
+ * at hand (it walked the name's instances per registration up to the first
+ * local one: past every other host's instance before it).  Here 200 other
+ * hosts' instances come first; the one kept is withdrawn, and the rule still
+ * holds against another uid, naming the first local instance's pid, until
+ * the last local instance goes. */
+static void test_name_holder_is_kept_past_other_hosts_instances(void **state)
+{
+	fixture_t *f = *state;
+	thoth_registry_owner_t *peer, *mallory;
+	assert_int_equal(thoth_registry_owner_new(f->reg, 1000, 5, "peer", &peer), 0);
+	thoth_registry_owner_set_federated(peer);
+	assert_int_equal(thoth_registry_owner_new(f->reg, 2000, 33, "mallory", &mallory), 0);
+	for (int i = 0; i < 200; i++)
+		add(f, peer, "echo", "1.0.0", 0, REMOTE, 0, 0);
+	uint64_t first = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 0, 0);
+	add(f, f->bob, "echo", "1.0.0", 0, LOCAL, 0, 0);
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 0);
+	uint64_t l;
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "another uid (pid 11)"));
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->alice, first), 0);
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "another uid (pid 22)"));
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 0, 0);      /* same uid: welcome */
+	thoth_registry_owner_drop(f->reg, f->bob);
+	f->bob = NULL;
+	thoth_registry_owner_drop(f->reg, f->alice);
+	f->alice = NULL;
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), 0);   /* free again */
+	thoth_registry_owner_drop(f->reg, mallory);
+	thoth_registry_owner_drop(f->reg, peer);
+}
+
 static void test_watch_sees_add_remove_expire(void **state)
 {
 	fixture_t *f = *state;
@@ -1024,6 +1058,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_page_walks_every_instance_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_name_is_refused_to_another_uid_or_executable,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_holder_is_kept_past_other_hosts_instances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_add_remove_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwatch_of_another_owners_watch_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_tells_other_watchers, setup, teardown),
