@@ -10,7 +10,10 @@
  *   - leases: open-addressing hash of lease id -> entry_t;
  *   - heap:   binary min-heap on expires_at_ns (entry->heap_index).
  * Both hash tables use linear probing with backward-shift deletion (no
- * tombstones), power-of-two capacity, load factor <= 1/2.
+ * tombstones), power-of-two capacity, load factor <= 1/2.  Beside them,
+ * local_claims counts the local entries' interface claims per name, so a
+ * registration's conflict check needs no walk (see "the local claims
+ * index"); it follows the entries in register and entry_remove.
  * An owner keeps its entries on an intrusive doubly linked list, so peer
  * death removes them without a search.
  */
