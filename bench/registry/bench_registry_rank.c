@@ -7,7 +7,16 @@
  *
  * Half the remote instances claim another major than the local ones (a
  * rolling upgrade), so the conflict count is (N+1)/2 and resolve's rank has
- * both kinds to order.  Usage: bench_registry_rank [max_n]
+ * both kinds to order.
+ *
+ * Then N registrations of one name, N = 1000, 5000, 20000, from empty: each
+ * new local instance's claims checked against the name's local instances by
+ * register's index of local claims against the original walk over them
+ * (config.register_by_walk), both in this run, with the ratio walk / index:
+ * the walk is O(N^2) in all, the index O(N).  Every answer is checked (all
+ * accepted, then one conflicting registration refused in the same words).
+ *
+ * Usage: bench_registry_rank [max_n [max_registrations]]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,9 +86,54 @@ static thoth_registry_t *fill(size_t n, bool walk, thoth_registry_owner_t *owner
 	return reg;
 }
 
+/* N registrations of "echo" (one compatible claim each: minors 0..9, so the
+ * walk compares every pair) into a fresh registry; the time of all of them,
+ * and the refusal of one 2.0 claim after them into REFUSAL. */
+static uint64_t register_n(size_t n, bool walk, char *refusal, size_t refusal_len)
+{
+	thoth_registry_config_t cfg = { .seed = 1, .max_per_owner = 100000, .register_by_walk = walk };
+	thoth_registry_t *reg;
+	thoth_registry_owner_t *local;
+	if (thoth_registry_new(&cfg, &reg) || thoth_registry_owner_new(reg, 1000, 1, NULL, &local)) {
+		fprintf(stderr, "bench_registry_rank: out of memory\n");
+		exit(1);
+	}
+	uint64_t took = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char addr[64];
+		snprintf(addr, sizeof addr, "/run/echo-%zu.sock", i);
+		bool last = i == n;     /* the one that must be refused, not timed */
+		thoth_common_InterfaceClaim_t c = {
+			.package = thoth_str("thoth.echo"), .interface = thoth_str("Echo"),
+			.interface_id = thoth_wire_fnv1a32("thoth.echo.Echo"),
+			.major = last ? 2 : 1, .minor = (uint8_t)(i % 10), .schema_hash = 0x1000u + i % 10,
+		};
+		thoth_registry_Registration_t r = {
+			.name = thoth_str("echo"), .version = thoth_str("1.0.0"),
+			.endpoint = { .addr = thoth_str(addr), .locality = THOTH_COMMON_LOCALITY_HOST, .pid = 1 },
+			.claims = { &c, 1 },
+		};
+		uint64_t lease;
+		uint64_t t0 = now_ns();
+		int rc = thoth_registry_register(reg, local, &r, 0, &lease);
+		if (!last)
+			took += now_ns() - t0;
+		if (rc != (last ? (int)THOTH_REGISTRY_ERR_CONTRACT_REFUSED : 0)) {
+			fprintf(stderr, "bench_registry_rank: register %zu of %zu (%s): %d %s\n", i, n,
+				walk ? "walk" : "index", rc, thoth_registry_refusal(reg));
+			exit(1);
+		}
+	}
+	snprintf(refusal, refusal_len, "%s", thoth_registry_refusal(reg));
+	thoth_registry_owner_drop(reg, local);
+	thoth_registry_free(reg);
+	return took;
+}
+
 int main(int argc, char **argv)
 {
 	size_t max_n = argc > 1 ? strtoul(argv[1], NULL, 10) : 5000;
+	size_t max_reg = argc > 2 ? strtoul(argv[2], NULL, 10) : 20000;
 	static const size_t sizes[] = { 1, 10, 100, 1000, 2500, 5000 };
 	printf("%-12s %12s %12s %8s %12s %12s %8s %9s\n", "local+remote", "resolve_walk", "resolve_idx",
 	       "ratio", "count_walk", "count_idx", "ratio", "conflicts");
@@ -126,6 +180,23 @@ int main(int argc, char **argv)
 			thoth_registry_owner_drop(regs[w], owners[w][1]);
 			thoth_registry_free(regs[w]);
 		}
+	}
+	static const size_t reg_sizes[] = { 1000, 5000, 20000 };
+	printf("\n%-13s %12s %12s %8s %14s %14s\n", "registrations", "all_walk", "all_idx", "ratio",
+	       "per_reg_walk", "per_reg_idx");
+	for (size_t k = 0; k < sizeof reg_sizes / sizeof reg_sizes[0] && reg_sizes[k] <= max_reg; k++) {
+		size_t n = reg_sizes[k];
+		char said[2][256];
+		uint64_t walk = register_n(n, true, said[1], sizeof said[1]);
+		uint64_t idx = register_n(n, false, said[0], sizeof said[0]);
+		if (strcmp(said[0], said[1])) {
+			fprintf(stderr, "bench_registry_rank: refusals differ:\n  index: %s\n  walk:  %s\n", said[0],
+				said[1]);
+			return 1;
+		}
+		printf("%-13zu %10.3fms %10.3fms %7.1fx %12.3fus %12.3fus\n", n, walk / 1e6, idx / 1e6,
+		       (double)walk / (double)(idx ? idx : 1), walk / 1e3 / (double)n, idx / 1e3 / (double)n);
+		fflush(stdout);
 	}
 	return 0;
 }

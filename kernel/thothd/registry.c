@@ -10,7 +10,10 @@
  *   - leases: open-addressing hash of lease id -> entry_t;
  *   - heap:   binary min-heap on expires_at_ns (entry->heap_index).
  * Both hash tables use linear probing with backward-shift deletion (no
- * tombstones), power-of-two capacity, load factor <= 1/2.
+ * tombstones), power-of-two capacity, load factor <= 1/2.  Beside them,
+ * local_claims counts the local entries' interface claims per name, so a
+ * registration's conflict check needs no walk (see "the local claims
+ * index"); it follows the entries in register and entry_remove.
  * An owner keeps its entries on an intrusive doubly linked list, so peer
  * death removes them without a search.
  */
@@ -42,6 +45,7 @@ typedef struct entry {
 	size_t group_index;                     /* in group->entries */
 	size_t heap_index;                      /* in reg->heap */
 	uint64_t ttl_ns;
+	bool in_local_claims;                   /* counted in reg->local_claims */
 } entry_t;
 
 struct group {
@@ -50,6 +54,8 @@ struct group {
 	uint64_t hash;
 	entry_t **entries;
 	size_t count, cap;
+	size_t local_count;                     /* entries of a non-federated owner */
+	const struct entry *a_local;            /* one of them, NULL: none or not found yet */
 	uint64_t round_robin;
 	char name_storage[];
 };
@@ -86,6 +92,13 @@ struct thoth_registry {
 	uint16_t n_nodes;
 	struct claim_slot *claims;              /* scratch of conflicts_begin() */
 	size_t claims_cap;
+	size_t scratch_window_calls, scratch_window_need;  /* scratch_note() */
+	size_t scratch_shrinks;
+	/* Every local (non-federated) entry's claims, counted per group under
+	 * four keys (local_claims_add): register's conflict check. */
+	struct local_claim *local_claims;
+	size_t local_claims_cap, local_claims_used;
+	size_t local_claims_shrinks;
 	char refusal[256];
 };
 
@@ -262,6 +275,7 @@ void thoth_registry_free(thoth_registry_t *reg)
 	free(reg->heap);
 	free(reg->node_distance);
 	free(reg->claims);
+	free(reg->local_claims);
 	free(reg);
 }
 
@@ -476,6 +490,189 @@ static void notify_watchers(thoth_registry_t *reg, const entry_t *e, thoth_regis
 	}
 }
 
+/* ---- the local claims index (register's conflict check) ------------------------ */
+
+/*
+ * A new local registration's claims must be compatible with every claim of
+ * the name's local instances (check_claims).  Walking them was O(instances)
+ * per registration, so n registrations of one name cost O(n^2) (one
+ * registration at 20000 instances: see docs/BENCHMARKS.md "Registering
+ * instances of one name").  Instead every local entry's claims are counted
+ * here, per group, under the four keys of claim_key_hash (interface id;
+ * + major; + minor; + schema hash), and since thoth_contract_compatible
+ * refuses a pair with the same interface id exactly when the majors differ
+ * or the major.minor is the same and the schema hashes differ, a claim C
+ * conflicts with some local claim of its group iff
+ *     count(id) > count(id, major)  or
+ *     count(id, major, minor) > count(id, major, minor, hash).
+ * The set counted is the walk's: entries of non-federated owners, expired
+ * or not until removed (entry_remove).  Only a refusal walks, to name the
+ * same instance and reason as before (local_claim_conflicts decides, the
+ * walk words it).  One open-addressing table for all groups (the group is
+ * part of the key), so a registry of many one-instance names holds one
+ * slot per key, not a table per name; load kept in (1/8, 1/2]: it doubles
+ * above 1/2 and halves below 1/8, so a registration and a withdrawal
+ * alternating at a boundary never resize twice in a row.
+ */
+typedef struct local_claim {
+	const group_t *g;                       /* NULL: a free slot */
+	uint64_t schema_hash;
+	uint32_t interface_id;
+	uint8_t major, minor, depth;
+	uint32_t n;                             /* local claims of g with this key */
+} local_claim_t;
+
+enum { LOCAL_CLAIMS_MIN = 64 };
+
+static uint64_t claim_key_hash(const thoth_common_InterfaceClaim_t *c, uint8_t depth)
+{
+	uint64_t h = (uint64_t)c->interface_id * 0x9e3779b97f4a7c15ull ^ depth;
+	if (depth >= 2)
+		h = (h ^ c->major) * 0xbf58476d1ce4e5b9ull;
+	if (depth >= 3)
+		h = (h ^ c->minor) * 0x94d049bb133111ebull;
+	if (depth >= 4)
+		h = (h ^ c->schema_hash) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
+static uint64_t local_claim_home(const group_t *g, const thoth_common_InterfaceClaim_t *c, uint8_t depth)
+{
+	uint64_t h = claim_key_hash(c, depth) ^ g->hash * 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 31);
+}
+
+static uint64_t local_claim_home_of(const local_claim_t *s)
+{
+	thoth_common_InterfaceClaim_t c = { .interface_id = s->interface_id, .major = s->major,
+					    .minor = s->minor, .schema_hash = s->schema_hash };
+	return local_claim_home(s->g, &c, s->depth);
+}
+
+/* The slot of G's DEPTH key of C: its own, or the free one where it would go. */
+static local_claim_t *local_claim_slot(const thoth_registry_t *reg, const group_t *g,
+				       const thoth_common_InterfaceClaim_t *c, uint8_t depth)
+{
+	size_t mask = reg->local_claims_cap - 1;
+	for (size_t i = local_claim_home(g, c, depth) & mask;; i = (i + 1) & mask) {
+		local_claim_t *s = &reg->local_claims[i];
+		if (!s->g || (s->g == g && s->depth == depth && s->interface_id == c->interface_id &&
+			      (depth < 2 || s->major == c->major) && (depth < 3 || s->minor == c->minor) &&
+			      (depth < 4 || s->schema_hash == c->schema_hash)))
+			return s;
+	}
+}
+
+static size_t local_claim_count(const thoth_registry_t *reg, const group_t *g,
+				const thoth_common_InterfaceClaim_t *c, uint8_t depth)
+{
+	if (!reg->local_claims_cap)
+		return 0;
+	const local_claim_t *s = local_claim_slot(reg, g, c, depth);
+	return s->g ? s->n : 0;
+}
+
+/* Does C conflict with a claim of one of G's local entries? */
+static bool local_claim_conflicts(const thoth_registry_t *reg, const group_t *g,
+				  const thoth_common_InterfaceClaim_t *c)
+{
+	size_t same_id = local_claim_count(reg, g, c, 1);
+	if (!same_id)
+		return false;
+	return same_id > local_claim_count(reg, g, c, 2) ||          /* another major */
+	       local_claim_count(reg, g, c, 3) > local_claim_count(reg, g, c, 4);  /* same minor, other schema */
+}
+
+/* Rehash into CAP slots (a power of two, above twice the keys in use). */
+static int local_claims_resize(thoth_registry_t *reg, size_t cap)
+{
+	local_claim_t *t = calloc(cap, sizeof *t);
+	if (!t)
+		return THOTH_E_NOMEM;
+	for (size_t i = 0; i < reg->local_claims_cap; i++) {
+		const local_claim_t *s = &reg->local_claims[i];
+		if (!s->g)
+			continue;
+		size_t j = local_claim_home_of(s) & (cap - 1);
+		while (t[j].g)
+			j = (j + 1) & (cap - 1);
+		t[j] = *s;
+	}
+	free(reg->local_claims);
+	reg->local_claims = t;
+	reg->local_claims_cap = cap;
+	return 0;
+}
+
+/* Room for KEYS more keys, before an entry is linked (nothing fails after). */
+static int local_claims_reserve(thoth_registry_t *reg, size_t keys)
+{
+	size_t cap = reg->local_claims_cap ? reg->local_claims_cap : LOCAL_CLAIMS_MIN;
+	while ((reg->local_claims_used + keys) * 2 > cap)
+		cap *= 2;
+	return cap == reg->local_claims_cap ? 0 : local_claims_resize(reg, cap);
+}
+
+static void local_claims_add(thoth_registry_t *reg, entry_t *e)
+{
+	const thoth_common_InterfaceClaim_list_t *cl = &e->inst.registration.claims;
+	for (uint32_t j = 0; j < cl->count; j++)
+		for (uint8_t depth = 1; depth <= 4; depth++) {
+			const thoth_common_InterfaceClaim_t *c = &cl->items[j];
+			local_claim_t *s = local_claim_slot(reg, e->group, c, depth);
+			if (!s->g) {
+				*s = (local_claim_t){ .g = e->group, .schema_hash = c->schema_hash,
+						      .interface_id = c->interface_id, .major = c->major,
+						      .minor = c->minor, .depth = depth };
+				reg->local_claims_used++;
+			}
+			s->n++;
+		}
+	e->in_local_claims = true;
+}
+
+/* Backward-shift deletion of slot I (no tombstones, as TABLE_DELETE). */
+static void local_claim_delete(thoth_registry_t *reg, size_t i)
+{
+	size_t mask = reg->local_claims_cap - 1, hole = i, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!reg->local_claims[j].g)
+			break;
+		size_t home = local_claim_home_of(&reg->local_claims[j]) & mask;
+		bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+		if (stays)
+			continue;
+		reg->local_claims[hole] = reg->local_claims[j];
+		hole = j;
+	}
+	reg->local_claims[hole] = (local_claim_t){ 0 };
+	reg->local_claims_used--;
+}
+
+static void local_claims_sub(thoth_registry_t *reg, entry_t *e)
+{
+	if (!e->in_local_claims)
+		return;
+	const thoth_common_InterfaceClaim_list_t *cl = &e->inst.registration.claims;
+	for (uint32_t j = 0; j < cl->count; j++)
+		for (uint8_t depth = 1; depth <= 4; depth++) {
+			local_claim_t *s = local_claim_slot(reg, e->group, &cl->items[j], depth);
+			if (s->g && !--s->n)
+				local_claim_delete(reg, (size_t)(s - reg->local_claims));
+		}
+	e->in_local_claims = false;
+	/* Far above need (load under 1/8): halve while that leaves it at most
+	 * 1/4 full.  A failed allocation keeps the larger table. */
+	size_t cap = reg->local_claims_cap;
+	if (cap <= LOCAL_CLAIMS_MIN || reg->local_claims_used * 8 >= cap)
+		return;
+	while (cap > LOCAL_CLAIMS_MIN && reg->local_claims_used * 4 <= cap / 2)
+		cap /= 2;
+	if (!local_claims_resize(reg, cap))
+		reg->local_claims_shrinks++;
+}
+
 /* ---- removing an entry from every index -------------------------------------- */
 
 static void entry_remove(thoth_registry_t *reg, entry_t *e, thoth_registry_ChangeKind_t kind)
@@ -488,6 +685,11 @@ static void entry_remove(thoth_registry_t *reg, entry_t *e, thoth_registry_Chang
 	heap_remove(reg, e->heap_index);
 
 	group_t *g = e->group;
+	if (!e->owner->federated)
+		g->local_count--;
+	if (g->a_local == e)
+		g->a_local = NULL;
+	local_claims_sub(reg, e);               /* before the group can go: it keys the counts */
 	size_t last = g->count - 1;
 	if (e->group_index != last) {
 		g->entries[e->group_index] = g->entries[last];
@@ -673,9 +875,15 @@ static int check_claims(thoth_registry_t *reg, const thoth_registry_Registration
 		 * was held to its own host's instances there, as with name
 		 * ownership; compared here, one mirrored with another major (a
 		 * rolling upgrade, or a peer that lies) refused this host's own
-		 * service, or the first of either kept the other out. */
+		 * service, or the first of either kept the other out.  The
+		 * index decides (O(1)); only a refusal walks, to name the
+		 * first conflicting instance as the walk always did. */
 		group_t *g = federated ? NULL : *group_slot(reg, r->name.ptr, r->name.len,
 							    hash_name(r->name.ptr, r->name.len));
+		if (g && !g->local_count)
+			g = NULL;
+		if (g && !reg->cfg.register_by_walk && !local_claim_conflicts(reg, g, c))
+			g = NULL;
 		for (size_t k = 0; g && k < g->count; k++) {
 			if (g->entries[k]->owner->federated)
 				continue;
@@ -801,16 +1009,27 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 	}
 	uint64_t h = hash_name(r->name.ptr, r->name.len);
 	group_t *g = *group_slot(reg, r->name.ptr, r->name.len, h);
-	/* Every live local instance has the same holder: compare with one.
+	/* Every live local instance has the same holder (this rule, and an
+	 * owner's executable set once, before its first registration):
+	 * compare with one, g->a_local, found again only when it went.
 	 * Other hosts' instances (a federated owner) neither hold the name
 	 * here nor are held to it: their host applied its own rule. */
 	const thoth_registry_owner_t *holder = NULL;
-	for (size_t i = 0; g && !owner->federated && i < g->count && !holder; i++)
-		if (!g->entries[i]->owner->federated)
-			holder = g->entries[i]->owner;
+	if (g && !owner->federated && g->local_count) {
+		for (size_t i = 0; !g->a_local && i < g->count; i++)
+			if (!g->entries[i]->owner->federated)
+				g->a_local = g->entries[i];
+		holder = g->a_local->owner;
+	}
 	if (holder) {
 		if (holder->uid != owner->uid || holder->exe_dev != owner->exe_dev ||
 		    holder->exe_ino != owner->exe_ino) {
+			/* Named as ever: the first local instance's owner. */
+			for (size_t i = 0; i < g->count; i++)
+				if (!g->entries[i]->owner->federated) {
+					holder = g->entries[i]->owner;
+					break;
+				}
 			refuse(reg, "name \"%.*s\" is held by %s (pid %u) while it has live "
 			       "instances: only the same uid running the same executable may add one",
 			       (int)r->name.len, r->name.ptr,
@@ -823,6 +1042,8 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 	if (err)
 		return err;
 	if (reserve_one(reg, g))
+		return THOTH_E_NOMEM;
+	if (!owner->federated && local_claims_reserve(reg, (size_t)r->claims.count * 4))
 		return THOTH_E_NOMEM;
 
 	/* One allocation: the entry, the claims array, then every string. */
@@ -894,6 +1115,12 @@ int thoth_registry_register(thoth_registry_t *reg, thoth_registry_owner_t *owner
 		owner->entries->owner_prev = e;
 	owner->entries = e;
 	owner->count++;
+	if (!owner->federated) {
+		g->local_count++;
+		if (!g->a_local)
+			g->a_local = e;
+		local_claims_add(reg, e);       /* room reserved above */
+	}
 
 	*lease = e->inst.lease;
 	notify(reg, e, THOTH_REGISTRY_CHANGE_KIND_ADDED);
@@ -991,18 +1218,6 @@ typedef struct conflicts {
 	size_t mask;                            /* INDEX: slots in use - 1 */
 } conflicts_t;
 
-static uint64_t claim_key_hash(const thoth_common_InterfaceClaim_t *c, uint8_t depth)
-{
-	uint64_t h = (uint64_t)c->interface_id * 0x9e3779b97f4a7c15ull ^ depth;
-	if (depth >= 2)
-		h = (h ^ c->major) * 0xbf58476d1ce4e5b9ull;
-	if (depth >= 3)
-		h = (h ^ c->minor) * 0x94d049bb133111ebull;
-	if (depth >= 4)
-		h = (h ^ c->schema_hash) * 0x9e3779b97f4a7c15ull;
-	return h ^ (h >> 29);
-}
-
 static bool claim_key_is(const claim_slot_t *s, const thoth_common_InterfaceClaim_t *c, uint8_t depth)
 {
 	return s->depth == depth && s->interface_id == c->interface_id &&
@@ -1029,6 +1244,39 @@ static size_t claim_count(const conflicts_t *cx, const thoth_common_InterfaceCla
 	return s->depth ? s->n : 0;
 }
 
+/*
+ * The scratch's size over time: it grows at once to what a call needs, and
+ * shrinks only when every one of the last SCRATCH_WINDOW calls (any name's
+ * resolve or conflict count, those that build no index needing 0) needed
+ * under a quarter of it, to the most any of them needed.  One 5000-instance
+ * name left 1.5 MiB for good before; now it goes within SCRATCH_WINDOW
+ * calls of the name shrinking, while resolves of a large name among those
+ * of small ones keep it and pay no reallocation each.
+ */
+enum { SCRATCH_WINDOW = 64, SCRATCH_KEEP = 256 };       /* calls; slots always kept (6 KiB) */
+
+static void scratch_note(thoth_registry_t *reg, size_t need)
+{
+	if (need > reg->scratch_window_need)
+		reg->scratch_window_need = need;
+	if (++reg->scratch_window_calls < SCRATCH_WINDOW)
+		return;
+	size_t keep = reg->scratch_window_need;
+	reg->scratch_window_calls = 0;
+	reg->scratch_window_need = 0;
+	if (reg->claims_cap <= SCRATCH_KEEP || reg->claims_cap <= 4 * keep)
+		return;
+	if (keep < SCRATCH_KEEP)
+		keep = SCRATCH_KEEP;
+	claim_slot_t *t = malloc(keep * sizeof *t);
+	if (!t)
+		return;                 /* keep the larger one */
+	free(reg->claims);
+	reg->claims = t;
+	reg->claims_cap = keep;
+	reg->scratch_shrinks++;
+}
+
 /* Decide how G's conflicts at NOW_NS are answered; build the index when
  * some of G's instances are another host's and some live local one
  * claims anything.  O(G's instances x their claims). */
@@ -1043,16 +1291,17 @@ static conflicts_t conflicts_begin(thoth_registry_t *reg, const group_t *g, uint
 		else if (live_local(l, now_ns))
 			local_claims += l->inst.registration.claims.count;
 	}
-	if (!remote || !local_claims)
-		return cx;
-	if (reg->cfg.rank_by_walk) {
-		cx.how = CONFLICTS_WALK;
+	if (!remote || !local_claims || reg->cfg.rank_by_walk) {
+		scratch_note(reg, 0);
+		if (remote && local_claims)
+			cx.how = CONFLICTS_WALK;
 		return cx;
 	}
 	/* Four keys per claim, load factor <= 1/2. */
 	size_t cap = 16;
 	while (cap < local_claims * 8)
 		cap *= 2;
+	scratch_note(reg, cap);
 	if (cap > reg->claims_cap) {
 		claim_slot_t *t = malloc(cap * sizeof *t);
 		if (!t) {
@@ -1415,4 +1664,15 @@ int thoth_registry_unwatch(thoth_registry_t *reg, thoth_registry_owner_t *owner,
 		}
 	}
 	return THOTH_REGISTRY_ERR_NOT_FOUND;
+}
+
+void thoth_registry_memory(const thoth_registry_t *reg, thoth_registry_memory_t *out)
+{
+	*out = (thoth_registry_memory_t){
+		.scratch_bytes = reg->claims_cap * sizeof(claim_slot_t),
+		.scratch_shrinks = reg->scratch_shrinks,
+		.local_claims_bytes = reg->local_claims_cap * sizeof(local_claim_t),
+		.local_claims_keys = reg->local_claims_used,
+		.local_claims_shrinks = reg->local_claims_shrinks,
+	};
 }

@@ -83,6 +83,12 @@ typedef struct thoth_registry_config {
 	 * the name's instances per candidate, O(local x remote), instead of the
 	 * per-call claim index: the oracle the index is checked against. */
 	bool rank_by_walk;
+	/* Tests and benchmarks only: check a new local registration's claims
+	 * against the name's local instances by the original walk over them,
+	 * O(instances) per registration, instead of the registry's index of
+	 * local claims (O(its claims)): the oracle the index is checked
+	 * against.  The answers and refusal texts are the same. */
+	bool register_by_walk;
 } thoth_registry_config_t;
 
 #define THOTH_REGISTRY_RENEWED 0x100    /* on_change kind beside the ChangeKind values */
@@ -209,6 +215,19 @@ size_t thoth_registry_count(const thoth_registry_t *reg);
  * index of its live local claims (reg's scratch, hence not const). */
 size_t thoth_registry_remote_conflicts(thoth_registry_t *reg, uint64_t now_ns);
 size_t thoth_registry_watch_count(const thoth_registry_t *reg);
+
+/* The memory of the registry's two claim indexes, for tests and benches:
+ * the per-call scratch of resolve and the conflict count (its size follows
+ * the largest recent need: scratch_note in registry.c) and register's index
+ * of local claims (sized by the claims it holds, load 1/8..1/2). */
+typedef struct thoth_registry_memory {
+	size_t scratch_bytes;
+	size_t scratch_shrinks;         /* times it was cut to a recent need */
+	size_t local_claims_bytes;
+	size_t local_claims_keys;       /* (name, claim key) pairs counted */
+	size_t local_claims_shrinks;
+} thoth_registry_memory_t;
+void thoth_registry_memory(const thoth_registry_t *reg, thoth_registry_memory_t *out);
 
 /* Why the last ERR_CONTRACT_REFUSED / ERR_BAD_* was answered (never NULL). */
 const char *thoth_registry_refusal(const thoth_registry_t *reg);

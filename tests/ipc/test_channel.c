@@ -707,6 +707,213 @@ static void *kill_later(void *arg)
 	return NULL;
 }
 
+/* ---- a call's deadline: the send stage and what a failed call leaves ---- */
+
+/*
+ * The state the next three tests start from, on a channel of 2 slots and 1
+ * pool buffer a way (service and client): the service has answered
+ * nap(0) and then, after napping NAP_MS in the pool buffer, nap(NAP_MS),
+ * and it stops there, because its answer ring is full and we read none
+ * (a request is taken only when its answer can be queued); two more
+ * requests fill our request ring.  A pool-sized call then waits for the
+ * buffer, which comes back about NAP_MS after this returns, and then for
+ * ring room, which never comes until we read the answers (drain_stopped).
+ */
+static thoth_chan_t *open_on_stopping_service(int timeout_ms)
+{
+	start_service("--slots", "2", "--bufs", "1", "--buf-size", "4096", NULL);
+	thoth_chan_config_t cfg = { .iface = &thoth_chantest_Test_info,
+				    .limits = { .slots = 2, .pool_bufs = 1, .pool_buf_size = 4096 },
+				    .timeout_ms = timeout_ms };
+	return open_with(&cfg);
+}
+
+static void send_raw_nap(thoth_chan_t *ch, size_t alloc_len, uint64_t request_id, uint32_t ms)
+{
+	thoth_msg_header_t meta = { .request_id = request_id };
+	thoth_chantest_Test_nap_req_t nap = { .ms = ms };
+	uint8_t *buf;
+	size_t len = alloc_len;
+	assert_int_equal(thoth_chan_alloc(ch, alloc_len, &buf, 0), 0);
+	assert_int_equal(thoth_chantest_Test_nap_req_encode_msg(buf, alloc_len, &meta, &nap, &len), 0);
+	assert_int_equal(thoth_chan_send(ch, buf, len, 0), 0);
+}
+
+static void stop_service_on_full_answers(thoth_chan_t *ch, uint32_t nap_ms)
+{
+	chan_end_t *e = thoth_chan__end(ch);
+	/* Request ids far from the stubs' own (which count from 1). */
+	send_raw_nap(ch, 128, 1001, 0);
+	send_raw_nap(ch, THOTH_CHAN_INLINE_MAX + 16, 1002, nap_ms);     /* in the pool buffer */
+	for (int k = 0; k < 10000 && atomic_load(&e->ctl->dir[CHAN_REQ].tail) != 2; k++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&e->ctl->dir[CHAN_REQ].tail), 2);   /* both taken */
+	send_raw_nap(ch, 128, 1003, 0);
+	send_raw_nap(ch, 128, 1004, 0);
+	uint8_t *buf;
+	assert_int_equal(thoth_chan_alloc(ch, 128, &buf, 0), THOTH_E_AGAIN);   /* ring full, for good */
+}
+
+/* Read the four answers: the service goes on once there is room for them. */
+static void drain_stopped(thoth_chan_t *ch)
+{
+	for (uint64_t id = 1001; id <= 1004; id++) {
+		thoth_msg_t m;
+		assert_int_equal(thoth_chan_recv(ch, &m, 10000), 0);
+		thoth_msg_header_t h;
+		assert_int_equal(thoth_wire_header_decode(m.data, m.len, &h), 0);
+		assert_int_equal(h.request_id, id);
+		thoth_chan_release(ch, &m);
+	}
+}
+
+/* A pool-sized call (echo of 1000 bytes) through the generated stub. */
+static int echo_pool_sized(thoth_chan_t *ch)
+{
+	static uint8_t data[1000];
+	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+	thoth_chantest_Test_echo_resp_t rs;
+	uint64_t ab[512];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	return thoth_chantest_Test_echo(thoth_chan_client(ch), &rq, &rs, &a);
+}
+
+static int nap_call(thoth_chan_t *ch, uint32_t ms)
+{
+	thoth_chantest_Test_nap_req_t rq = { .ms = ms };
+	thoth_chantest_Test_nap_resp_t rs;
+	uint64_t ab[64];
+	thoth_arena_t a;
+	thoth_arena_init(&a, ab, sizeof ab);
+	return thoth_chantest_Test_nap(thoth_chan_client(ch), &rq, &rs, &a);
+}
+
+static uint64_t sent_of(thoth_chan_t *ch)
+{
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	return st.sent_inline + st.sent_pool;
+}
+
+/* Our pool buffers lent out: 1 while the service still holds (or has not
+ * yet given back) the one nap(NAP_MS) came in. */
+static uint64_t pool_lent(thoth_chan_t *ch)
+{
+	thoth_chan_stats_t st;
+	thoth_chan_stats(ch, &st);
+	return st.pool_in_use;
+}
+
+/*
+ * The send stage (ring full, waiting for room) waits only for what is left
+ * of the deadline its call's first wait fixed (docs/IPC.md "Timeouts"), and
+ * fails with THOTH_E_TIMEDOUT, the request unsent.  The call waits ~NAP
+ * for its pool buffer, then for ring room that never comes; the service is
+ * killed at KILL, after the deadline (T) and before NAP + T, where a send
+ * stage with a fresh T of its own would still be waiting: that one would
+ * end in THOTH_E_PEER_GONE.  Told apart by the error, not by a clock (the
+ * margins, 300 and 400 ms, are the loaded machine's, as above).  A buffer
+ * that came back too late for the first stage skips: nothing measured.
+ */
+static void test_call_send_stage_waits_only_what_is_left(void **state)
+{
+	enum { T = 1000, NAP = 700, KILL = 1400 };
+	thoth_chan_t *ch = open_on_stopping_service(T);
+	stop_service_on_full_answers(ch, NAP);
+	uint64_t sent = sent_of(ch);
+	killer_t k = { .pid = service_pid, .delay_ms = KILL };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, kill_later, &k), 0);
+	uint64_t t0 = test_now_ns();
+	int r = echo_pool_sized(ch);
+	uint64_t took_ms = (test_now_ns() - t0) / 1000000u;
+	pthread_join(t, NULL);
+	print_message("a pool-sized call with timeout_ms %d, its buffer back after ~%d ms and no ring room: "
+		      "%s after %llu ms, %llu requests sent, %llu pool buffers lent\n", T, NAP, thoth_strerror(r),
+		      (unsigned long long)took_ms, (unsigned long long)(sent_of(ch) - sent),
+		      (unsigned long long)pool_lent(ch));
+	if (r == THOTH_E_TIMEDOUT && pool_lent(ch) != 0) {
+		thoth_chan_close(ch);
+		skip_because("the service gave the pool buffer back after the call's %d ms (a loaded machine): "
+			     "only the first stage waited, nothing measured", T);
+	}
+	assert_int_equal(r, THOTH_E_TIMEDOUT);
+	assert_int_equal(sent_of(ch), sent);    /* the request never went out */
+	assert_int_equal(pool_lent(ch), 0);     /* and its buffer was given back */
+	assert_true(took_ms < 10 * T);
+	thoth_chan_close(ch);
+}
+
+/* Wait (on the clock) until the deadline a call fixed at AT_NS with T ms has passed. */
+static void wait_past(uint64_t at_ns, int t_ms)
+{
+	while (test_now_ns() < at_ns + (uint64_t)t_ms * 1000000u + 20000000u)
+		usleep(10000);
+}
+
+/*
+ * A call aborted after its first wait (thoth_client_begin waited for its
+ * pool buffer, then thoth_client_abort) leaves no deadline behind: the next
+ * call is message number the aborted one would have been, so a deadline
+ * left in the channel would pass for the new call's own, already gone, and
+ * end its first wait (here for a 200 ms answer) at once with
+ * THOTH_E_TIMEDOUT.  Counted: the call succeeds, one request sent.
+ */
+static void test_aborted_call_leaves_no_deadline_behind(void **state)
+{
+	enum { T = 1000, NAP = 300, ANSWER = 200 };
+	thoth_chan_t *ch = open_on_stopping_service(T);
+	stop_service_on_full_answers(ch, NAP);
+	static uint8_t data[1000];
+	thoth_chantest_Test_echo_req_t rq = { .data = { .ptr = data, .len = sizeof data } };
+	thoth_call_t call;
+	uint64_t t0 = test_now_ns();
+	int r = thoth_client_begin(thoth_chan_client(ch), &thoth_chantest_Test_echo_info, &rq, &call);
+	if (r == THOTH_E_TIMEDOUT) {
+		thoth_chan_close(ch);
+		skip_because("the service gave the pool buffer back after %d ms (a loaded machine)", T);
+	}
+	assert_int_equal(r, 0);         /* after a wait: the pool buffer was lent */
+	thoth_client_abort(thoth_chan_client(ch), &call);
+	drain_stopped(ch);
+	wait_past(t0, T);               /* the aborted call's deadline is gone */
+	uint64_t sent = sent_of(ch);
+	r = nap_call(ch, ANSWER);
+	print_message("after an aborted call, a call with timeout_ms %d for a %d ms answer: %s, %llu requests sent\n",
+		      T, ANSWER, thoth_strerror(r), (unsigned long long)(sent_of(ch) - sent));
+	assert_int_equal(r, 0);
+	assert_int_equal(sent_of(ch), sent + 1);
+	thoth_chan_close(ch);
+}
+
+/*
+ * The same after a call that failed at its send stage (THOTH_E_TIMEDOUT,
+ * the request unsent): the next call gets a whole timeout of its own.
+ */
+static void test_failed_send_leaves_no_deadline_behind(void **state)
+{
+	enum { T = 1000, NAP = 300, ANSWER = 200 };
+	thoth_chan_t *ch = open_on_stopping_service(T);
+	stop_service_on_full_answers(ch, NAP);
+	uint64_t sent = sent_of(ch);
+	int r = echo_pool_sized(ch);
+	if (r == THOTH_E_TIMEDOUT && pool_lent(ch) != 0) {
+		thoth_chan_close(ch);
+		skip_because("the service gave the pool buffer back after %d ms (a loaded machine)", T);
+	}
+	assert_int_equal(r, THOTH_E_TIMEDOUT);  /* at the send stage: */
+	assert_int_equal(sent_of(ch), sent);    /* nothing went out */
+	drain_stopped(ch);
+	r = nap_call(ch, ANSWER);
+	print_message("after a call that timed out at its send stage, a call with timeout_ms %d for a %d ms "
+		      "answer: %s, %llu requests sent\n", T, ANSWER, thoth_strerror(r),
+		      (unsigned long long)(sent_of(ch) - sent));
+	assert_int_equal(r, 0);
+	assert_int_equal(sent_of(ch), sent + 1);
+	thoth_chan_close(ch);
+}
+
 static void test_service_killed_mid_call(void **state)
 {
 	int fds0 = test_count_fds();
@@ -1480,6 +1687,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_service_dying_in_handshake_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_ring_gives_again_or_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_call_timeout_spans_its_stages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_call_send_stage_waits_only_what_is_left, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_aborted_call_leaves_no_deadline_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_send_leaves_no_deadline_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exhausted_pool_gives_again_or_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_killed_mid_call, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_exiting_in_handler_is_noticed, setup, teardown),

@@ -405,7 +405,7 @@ static void test_conflict_index_matches_the_walk(void **state)
 	thoth_registry_t *regs[2];
 	thoth_registry_owner_t *owners[2][OWNERS + 1];
 	for (int w = 0; w < 2; w++) {
-		thoth_registry_config_t cfg = { .seed = 7, .rank_by_walk = w == 1 };
+		thoth_registry_config_t cfg = { .seed = 7, .rank_by_walk = w == 1, .register_by_walk = w == 1 };
 		assert_int_equal(thoth_registry_new(&cfg, &regs[w]), 0);
 		for (int o = 0; o <= OWNERS; o++)
 			assert_int_equal(thoth_registry_owner_new(regs[w], 1000, (uint32_t)(100 + o), NULL,
@@ -413,7 +413,7 @@ static void test_conflict_index_matches_the_walk(void **state)
 		thoth_registry_owner_set_federated(owners[w][OWNERS]);
 	}
 	uint64_t s = 12345, now = 0, leases[2][ROUNDS * ADDS];
-	size_t n_leases = 0, conflicts_seen = 0, resolves = 0, remote_first = 0;
+	size_t n_leases = 0, conflicts_seen = 0, resolves = 0, remote_first = 0, refusals = 0;
 	for (int round = 0; round < ROUNDS; round++) {
 		for (int a = 0; a < ADDS; a++) {
 			bool remote = rnd(&s) % 2;
@@ -439,6 +439,9 @@ static void test_conflict_index_matches_the_walk(void **state)
 			assert_int_equal(rc[0], rc[1]);
 			if (!rc[0])
 				n_leases++;
+			else    /* register's claim index refuses in the walk's words */
+				assert_string_equal(thoth_registry_refusal(regs[0]), thoth_registry_refusal(regs[1]));
+			refusals += rc[0] == THOTH_REGISTRY_ERR_CONTRACT_REFUSED;
 		}
 		/* Withdraw a few (a stale lease answers the same on both). */
 		for (int k = 0; k < 3 && n_leases; k++) {
@@ -478,11 +481,172 @@ static void test_conflict_index_matches_the_walk(void **state)
 	assert_true(resolves > 300);
 	assert_true(conflicts_seen > 50);
 	assert_true(remote_first > 20);
+	assert_true(refusals > 20);
 	for (int w = 0; w < 2; w++) {
 		for (int o = 0; o <= OWNERS; o++)
 			thoth_registry_owner_drop(regs[w], owners[w][o]);
 		thoth_registry_free(regs[w]);
 	}
+}
+
+/* A new local registration's claims are checked against the name's local
+ * instances through the registry's index of their claims (O(its claims),
+ * was a walk over the instances: O(n^2) for n registrations of one name).
+ * Every refusal of the rule -- another major; the same major.minor with
+ * another schema; a conflict in a registration's second claim -- is still
+ * made, in the walk's words (a registry with register_by_walk side by
+ * side); a compatible minor and other names are not refused; and once the
+ * conflicting instances are gone, withdrawn or dropped with their owner,
+ * their claims no longer count (the name kept alive meanwhile by an
+ * instance claiming another interface, so the counts are the same group's). */
+static void test_claim_index_refuses_what_the_walk_refuses(void **state)
+{
+	(void)state;
+	thoth_registry_t *regs[2];
+	thoth_registry_owner_t *alice[2], *bob[2], *keeper[2];
+	for (int w = 0; w < 2; w++) {
+		thoth_registry_config_t cfg = { .seed = 9, .register_by_walk = w == 1 };
+		assert_int_equal(thoth_registry_new(&cfg, &regs[w]), 0);
+		assert_int_equal(thoth_registry_owner_new(regs[w], 1000, 11, NULL, &alice[w]), 0);
+		assert_int_equal(thoth_registry_owner_new(regs[w], 1000, 22, NULL, &bob[w]), 0);
+		assert_int_equal(thoth_registry_owner_new(regs[w], 1000, 33, NULL, &keeper[w]), 0);
+	}
+	thoth_common_InterfaceClaim_t v1 = claim_of("thoth.echo", "Echo", 0, 0x1111);
+	thoth_common_InterfaceClaim_t v1_other_schema = claim_of("thoth.echo", "Echo", 0, 0x2222);
+	thoth_common_InterfaceClaim_t v1_1 = claim_of("thoth.echo", "Echo", 1, 0x3333);
+	thoth_common_InterfaceClaim_t v2 = claim_of("thoth.echo", "Echo", 0, 0x4444);
+	v2.major = 2;
+	thoth_common_InterfaceClaim_t kv = claim_of("thoth.kv", "Kv", 0, 0x5555);
+	thoth_common_InterfaceClaim_t kv_then_v2[2] = { kv, v2 };
+	const struct {
+		thoth_registry_owner_t **owner;
+		const char *name;
+		const thoth_common_InterfaceClaim_t *claims;
+		uint32_t n;
+		int want;
+		const char *said;
+	} steps[] = {
+		{ keeper, "echo", &kv, 1, 0, NULL },
+		{ alice, "echo", &v1, 1, 0, NULL },
+		{ alice, "echo", &v1, 1, 0, NULL },     /* the same claim twice: counted twice */
+		{ bob, "echo", &v2, 1, THOTH_REGISTRY_ERR_CONTRACT_REFUSED, "major versions differ" },
+		{ bob, "echo", &v1_other_schema, 1, THOTH_REGISTRY_ERR_CONTRACT_REFUSED, "schema hashes differ" },
+		{ bob, "echo", kv_then_v2, 2, THOTH_REGISTRY_ERR_CONTRACT_REFUSED, "major versions differ" },
+		{ bob, "echo", &v1_1, 1, 0, NULL },
+		{ bob, "echo-two", &v2, 1, 0, NULL },   /* another name: its own claims */
+	};
+	uint64_t lease[2];
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		thoth_registry_Registration_t r = reg_of(steps[i].name, "1.0.0", 0, LOCAL, 0);
+		r.claims = (thoth_common_InterfaceClaim_list_t){ (thoth_common_InterfaceClaim_t *)steps[i].claims,
+								 steps[i].n };
+		for (int w = 0; w < 2; w++)
+			assert_int_equal(thoth_registry_register(regs[w], steps[i].owner[w], &r, 0, &lease[w]),
+					 steps[i].want);
+		assert_string_equal(thoth_registry_refusal(regs[0]), thoth_registry_refusal(regs[1]));
+		if (steps[i].said) {
+			print_message("step %zu refused: %s\n", i, thoth_registry_refusal(regs[0]));
+			assert_non_null(strstr(thoth_registry_refusal(regs[0]), "conflicts with live instance"));
+			assert_non_null(strstr(thoth_registry_refusal(regs[0]), steps[i].said));
+		}
+	}
+	/* Gone: alice's two 1.0 and bob's 1.1 (owners dropped, and a
+	 * withdrawal below).  2.0 and the other schema are accepted; a count
+	 * left behind would not refuse them (only a refusal walks, and the
+	 * walk finds nobody) but would send every such registration down the
+	 * walk again: the keys counted say whether any is left. */
+	for (int w = 0; w < 2; w++) {
+		thoth_registry_owner_drop(regs[w], alice[w]);
+		assert_int_equal(thoth_registry_owner_new(regs[w], 1000, 11, NULL, &alice[w]), 0);
+		thoth_registry_owner_drop(regs[w], bob[w]);
+		assert_int_equal(thoth_registry_owner_new(regs[w], 1000, 22, NULL, &bob[w]), 0);
+	}
+	thoth_registry_Registration_t r = reg_of("echo", "2.0.0", 0, LOCAL, 0);
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &v2, 1 };
+	for (int w = 0; w < 2; w++) {
+		assert_int_equal(thoth_registry_register(regs[w], alice[w], &r, 0, &lease[w]), 0);
+		assert_int_equal(thoth_registry_withdraw(regs[w], alice[w], lease[w]), 0);
+	}
+	r.claims = (thoth_common_InterfaceClaim_list_t){ &v1_other_schema, 1 };
+	for (int w = 0; w < 2; w++)
+		assert_int_equal(thoth_registry_register(regs[w], bob[w], &r, 0, &lease[w]), 0);
+	thoth_registry_memory_t m;
+	thoth_registry_memory(regs[0], &m);
+	assert_int_equal(m.local_claims_keys, 8);       /* bob's and keeper's claims, four keys each */
+	for (int w = 0; w < 2; w++) {
+		thoth_registry_owner_drop(regs[w], alice[w]);
+		thoth_registry_owner_drop(regs[w], bob[w]);
+		thoth_registry_owner_drop(regs[w], keeper[w]);
+		thoth_registry_memory(regs[w], &m);
+		assert_int_equal(m.local_claims_keys, 0);
+		thoth_registry_free(regs[w]);
+	}
+}
+
+/* The registry's claim memory follows its need.  Resolve's per-call index
+ * (the scratch) for 5000 local instances of a name and one remote is ~1.5
+ * MiB; it used to stay so for good once the name shrank.  It is cut once
+ * SCRATCH_WINDOW (64) calls in a row needed under a quarter of it -- but not
+ * while resolves of the large name come among those of a small one (no
+ * reallocation back and forth: counted, scratch_shrinks); register's index
+ * of local claims halves as its keys go. */
+static void test_claim_memory_shrinks_when_far_above_need(void **state)
+{
+	(void)state;
+	enum { N = 5000, KEEP = 10 };
+	thoth_registry_config_t cfg = { .seed = 3, .max_per_owner = N + 10 };
+	thoth_registry_t *reg;
+	thoth_registry_owner_t *many, *few, *peer;
+	assert_int_equal(thoth_registry_new(&cfg, &reg), 0);
+	assert_int_equal(thoth_registry_owner_new(reg, 1000, 1, NULL, &many), 0);
+	assert_int_equal(thoth_registry_owner_new(reg, 1000, 2, NULL, &few), 0);
+	assert_int_equal(thoth_registry_owner_new(reg, 1000, 3, NULL, &peer), 0);
+	thoth_registry_owner_set_federated(peer);
+	thoth_common_InterfaceClaim_t c = claim_of("thoth.echo", "Echo", 0, 0x1111);
+	uint64_t lease;
+	for (uint32_t i = 0; i < N; i++) {
+		thoth_common_InterfaceClaim_t mine = c;
+		mine.minor = (uint8_t)(i % 200);        /* many keys, all compatible */
+		mine.schema_hash = 0x1000u + mine.minor;
+		thoth_registry_Registration_t r = reg_of(i < N - KEEP ? "big" : "small", "1.0.0", 0, LOCAL, 0);
+		r.claims = (thoth_common_InterfaceClaim_list_t){ &mine, 1 };
+		assert_int_equal(thoth_registry_register(reg, i < N - KEEP ? many : few, &r, 0, &lease), 0);
+	}
+	for (int k = 0; k < 2; k++) {           /* another host's instance of each */
+		thoth_registry_Registration_t r = reg_of(k ? "small" : "big", "1.0.0", 0, REMOTE, 0);
+		r.claims = (thoth_common_InterfaceClaim_list_t){ &c, 1 };
+		assert_int_equal(thoth_registry_register(reg, peer, &r, 0, &lease), 0);
+	}
+	const thoth_registry_Instance_t *got;
+	assert_int_equal(thoth_registry_resolve(reg, thoth_str("big"), thoth_str(""), ANY, 0, 1, &got), 0);
+	thoth_registry_memory_t m0, m;
+	thoth_registry_memory(reg, &m0);
+	print_message("after a resolve of %d local instances: scratch %zu bytes, local claims %zu bytes "
+		      "(%zu keys)\n", (int)(N - KEEP), m0.scratch_bytes, m0.local_claims_bytes, m0.local_claims_keys);
+	assert_true(m0.scratch_bytes >= 1u << 20);
+	/* The large name still resolved now and then: kept. */
+	for (int i = 0; i < 400; i++)
+		assert_int_equal(thoth_registry_resolve(reg, thoth_str(i % 50 ? "small" : "big"), thoth_str(""),
+							ANY, 0, 1, &got), 0);
+	thoth_registry_memory(reg, &m);
+	assert_int_equal(m.scratch_shrinks, 0);
+	assert_int_equal(m.scratch_bytes, m0.scratch_bytes);
+	/* The large name's local instances go: both indexes shrink. */
+	thoth_registry_owner_drop(reg, many);
+	for (int i = 0; i < 128; i++)          /* two windows: the first may hold a resolve of "big" */
+		assert_int_equal(thoth_registry_resolve(reg, thoth_str("small"), thoth_str(""), ANY, 0, 1, &got), 0);
+	thoth_registry_memory(reg, &m);
+	print_message("after the large name's local instances went and 128 resolves: scratch %zu bytes "
+		      "(%zu cuts), local claims %zu bytes (%zu keys, %zu cuts)\n", m.scratch_bytes,
+		      m.scratch_shrinks, m.local_claims_bytes, m.local_claims_keys, m.local_claims_shrinks);
+	assert_int_equal(m.scratch_shrinks, 1);
+	assert_true(m.scratch_bytes <= 8192);
+	assert_int_equal(m.local_claims_keys, 2 + 2 * KEEP);    /* one id, one major, 10 minors and hashes */
+	assert_true(m.local_claims_shrinks >= 1);
+	assert_true(m.local_claims_bytes <= 8192);
+	thoth_registry_owner_drop(reg, few);
+	thoth_registry_owner_drop(reg, peer);
+	thoth_registry_free(reg);
 }
 
 static void test_claim_with_wrong_interface_id_is_refused(void **state)
@@ -720,6 +884,40 @@ static void test_live_name_is_refused_to_another_uid_or_executable(void **state)
 	thoth_registry_owner_drop(f->reg, other);
 }
 
+/* The name's holder is compared with one local instance the registry keeps
+ * at hand (it walked the name's instances per registration up to the first
+ * local one: past every other host's instance before it).  Here 200 other
+ * hosts' instances come first; the one kept is withdrawn, and the rule still
+ * holds against another uid, naming the first local instance's pid, until
+ * the last local instance goes. */
+static void test_name_holder_is_kept_past_other_hosts_instances(void **state)
+{
+	fixture_t *f = *state;
+	thoth_registry_owner_t *peer, *mallory;
+	assert_int_equal(thoth_registry_owner_new(f->reg, 1000, 5, "peer", &peer), 0);
+	thoth_registry_owner_set_federated(peer);
+	assert_int_equal(thoth_registry_owner_new(f->reg, 2000, 33, "mallory", &mallory), 0);
+	for (int i = 0; i < 200; i++)
+		add(f, peer, "echo", "1.0.0", 0, REMOTE, 0, 0);
+	uint64_t first = add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 0, 0);
+	add(f, f->bob, "echo", "1.0.0", 0, LOCAL, 0, 0);
+	thoth_registry_Registration_t r = reg_of("echo", "1.0.0", 0, LOCAL, 0);
+	uint64_t l;
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "another uid (pid 11)"));
+	assert_int_equal(thoth_registry_withdraw(f->reg, f->alice, first), 0);
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), THOTH_REGISTRY_ERR_NOT_OWNER);
+	assert_non_null(strstr(thoth_registry_refusal(f->reg), "another uid (pid 22)"));
+	add(f, f->alice, "echo", "1.0.0", 0, LOCAL, 0, 0);      /* same uid: welcome */
+	thoth_registry_owner_drop(f->reg, f->bob);
+	f->bob = NULL;
+	thoth_registry_owner_drop(f->reg, f->alice);
+	f->alice = NULL;
+	assert_int_equal(thoth_registry_register(f->reg, mallory, &r, 0, &l), 0);   /* free again */
+	thoth_registry_owner_drop(f->reg, mallory);
+	thoth_registry_owner_drop(f->reg, peer);
+}
+
 static void test_watch_sees_add_remove_expire(void **state)
 {
 	fixture_t *f = *state;
@@ -845,6 +1043,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remote_instances_neither_block_nor_are_blocked_by_local_claims,
 						setup, teardown),
 		cmocka_unit_test(test_conflict_index_matches_the_walk),
+		cmocka_unit_test(test_claim_index_refuses_what_the_walk_refuses),
+		cmocka_unit_test(test_claim_memory_shrinks_when_far_above_need),
 		cmocka_unit_test_setup_teardown(test_claim_with_wrong_interface_id_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_names_must_be_schema_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_against_known_schema_is_checked, setup, teardown),
@@ -858,6 +1058,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_page_walks_every_instance_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_name_is_refused_to_another_uid_or_executable,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_holder_is_kept_past_other_hosts_instances, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_sees_add_remove_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unwatch_of_another_owners_watch_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_death_tells_other_watchers, setup, teardown),
