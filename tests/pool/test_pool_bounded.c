@@ -952,8 +952,9 @@ static bool victim_answered_all(fixture_t *f)
 /*
  * A shard that stops answering under bounded-load routing (SIGSTOP: alive,
  * registered, its socket open, so nothing but the pool's call timeout
- * tells) is ejected, not lost: pool with call_timeout_ms 3 s (generous: only
- * the stopped shard's calls reach it), eject_consecutive 2, and an ejection
+ * tells) is ejected, not lost: pool with call_timeout_ms 3 s (12 under a
+ * sanitizer; generous: only the stopped shard's calls should reach it),
+ * eject_consecutive 2, and an ejection
  * long enough (10 min) that it is not readmitted during the test.  Checked:
  *   - before: 40 waves of 16 Zipf(1.1) calls over four shards with the
  *     bound, and 256 uniform keys one at a time, each at its home;
@@ -979,7 +980,7 @@ static void test_an_ejected_shard_s_keys_move_where_the_table_over_the_others_pu
 	zipf_init();
 	thoth_pool_config_t cfg = { .runtime_dir = f->h.dir, .name = "pooltest-shard",
 				    .iface = &thoth_pooltest_Shard_info, .seed = 7, .shard_bounded = true,
-				    .call_timeout_ms = 3000, .eject_consecutive = 2,
+				    .call_timeout_ms = THOTH_TEST_DEADLINE_MS(3000), .eject_consecutive = 2,
 				    .eject_base_ms = 600000, .eject_max_ms = 600000 };
 	char why[200];
 	if (thoth_pool_new(f->loop, &cfg, &f->bounded, why, sizeof why))
