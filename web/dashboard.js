@@ -307,6 +307,30 @@ async function pollLifecycle() {
 pollLifecycle();
 setInterval(pollLifecycle, 2000);
 
+// SCALE-3: the registered instances and the load each last reported
+// (/services.json, as `thothctl services`'s "(load: X% busy, Q qps)").
+// Names, versions and addresses may be another host's: textContent only.
+function loadText(s) {
+  if (!s.utilization_permille && !s.qps) return "no report";
+  return Math.floor(s.utilization_permille / 10) + "." + (s.utilization_permille % 10) + "% busy, " +
+    s.qps + " qps";
+}
+async function pollServices() {
+  try {
+    const resp = await fetch(withToken("services.json"));
+    const doc = await resp.json();
+    note("services-note", doc.total ? (doc.services.length < doc.total
+      ? "the first " + doc.services.length + " of " + doc.total + " instances" : "") :
+      "no service registered");
+    fillTable("t-services", doc.services.map((s) => [s.name, s.version, s.endpoint, s.locality, s.pid,
+      loadText(s)]));
+  } catch (e) {
+    note("services-note", "cannot read services.json: " + e);
+  }
+}
+pollServices();
+setInterval(pollServices, 2000);
+
 // SCALE-3: the federation (/federation.json, as `thothctl status`'s):
 // etcd, this host's lease, the other hosts.  Host ids are a peer's:
 // textContent only (fillTable, note).

@@ -45,6 +45,15 @@
 #define MAX_LINE (64u << 20)            /* one watch response */
 #define LOST_LEASES 4u                  /* leases lost recently, not a twin's (twin_check) */
 #define HOST_LOGS 64u                   /* host going/coming log limits, by host id hash */
+/* Each host id's limit (its slot's) and, over them, one for all hosts
+ * together: 64 slots of 20 at once and 5/s would let many churning hosts
+ * log 64 x that.  The cap is 4 hosts' worth: one churning host spends at
+ * most a quarter of it, so it cannot silence the others; many together
+ * are held to 100 lines at once, then 20 a second. */
+#define HOST_LOG_BURST 20
+#define HOST_LOG_PER_S 5
+#define HOST_LOG_ALL_BURST 100
+#define HOST_LOG_ALL_PER_S 20
 
 typedef struct local_item {
 	struct local_item *next;        /* hash chain by lease */
@@ -115,7 +124,9 @@ struct thothd_federation {
 	 * while the host itself comes and goes, so that a churning peer hides
 	 * its own lines, not another host's (they shared one limit). */
 	thothd_log_limit_t hosts_log[HOST_LOGS];
-	uint64_t host_log_suppressed;   /* lines those limits held back */
+	thothd_log_limit_t hosts_log_all;       /* every host's lines together: the cap */
+	uint64_t host_log_suppressed;   /* lines held back, by a host's limit or the cap */
+	uint64_t host_log_capped;       /* of those, by the cap */
 };
 
 static void write_next(thothd_federation_t *f);
@@ -673,7 +684,8 @@ static void items_timer_fired(thoth_loop_t *loop, thoth_timer_t *timer, void *ar
 
 /* ---- the reader: other hosts' registrations in ---------------------------------------- */
 
-/* A host going or coming, said under that host id's own limit. */
+/* A host going or coming, said under that host id's own limit and the
+ * cap on all hosts' lines together. */
 static void host_log(thothd_federation_t *f, const char *id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void host_log(thothd_federation_t *f, const char *id, const char *fmt, ...)
@@ -684,10 +696,11 @@ static void host_log(thothd_federation_t *f, const char *id, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	uint64_t before = l->suppressed;
-	thothd_log_limited(l, THOTHD_LOG_INFO, "%s", line);
-	if (l->suppressed > before)
+	int held = thothd_log_limited_both(l, &f->hosts_log_all, THOTHD_LOG_INFO, "%s", line);
+	if (held)
 		f->host_log_suppressed++;
+	if (held == 2)
+		f->host_log_capped++;
 }
 
 static remote_host_t *host_get(thothd_federation_t *f, const char *id, size_t len)
@@ -1275,7 +1288,8 @@ int thothd_federation_new(thoth_loop_t *loop, thoth_registry_t *reg, const thoth
 	f->cfg.ttl_s = ttl;
 	f->bad_log = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
 	for (size_t i = 0; i < HOST_LOGS; i++)
-		f->hosts_log[i] = (thothd_log_limit_t){ .burst = 20, .per_second = 5 };
+		f->hosts_log[i] = (thothd_log_limit_t){ .burst = HOST_LOG_BURST, .per_second = HOST_LOG_PER_S };
+	f->hosts_log_all = (thothd_log_limit_t){ .burst = HOST_LOG_ALL_BURST, .per_second = HOST_LOG_ALL_PER_S };
 	size_t ul = strlen(cfg->etcd_url);
 	f->url_base = strndup(cfg->etcd_url, cfg->etcd_url[ul - 1] == '/' ? ul - 1 : ul);
 	f->prefix = strdup(cfg->prefix ? cfg->prefix : "/thoth/v1/");
@@ -1335,12 +1349,16 @@ int thothd_federation_metrics(const thothd_federation_t *f, char *out, size_t ca
 		"# TYPE thoth_federation_request_errors_total counter\n"
 		"thoth_federation_request_errors_total %llu\n"
 		"# HELP thoth_federation_host_log_suppressed_total Log lines of other hosts going or coming "
-		"held back by their host's rate limit.\n"
+		"held back, by their host's rate limit or by the cap on all hosts' lines together.\n"
 		"# TYPE thoth_federation_host_log_suppressed_total counter\n"
-		"thoth_federation_host_log_suppressed_total %llu\n",
+		"thoth_federation_host_log_suppressed_total %llu\n"
+		"# HELP thoth_federation_host_log_capped_total Of those, the lines held back by the cap on "
+		"all hosts' lines together (100 at once, then 20/s) while their own host's limit had room.\n"
+		"# TYPE thoth_federation_host_log_capped_total counter\n"
+		"thoth_federation_host_log_capped_total %llu\n",
 		s.etcd_answers ? 1 : 0, s.lease_alive ? 1 : 0, (unsigned long long)s.lease_losses,
 		s.watching ? 1 : 0, s.hosts, s.remote, s.local, s.pending, (unsigned long long)s.errors,
-		(unsigned long long)s.host_log_suppressed);
+		(unsigned long long)s.host_log_suppressed, (unsigned long long)s.host_log_capped);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
@@ -1348,6 +1366,7 @@ void thothd_federation_stats(const thothd_federation_t *f, thothd_federation_sta
 {
 	*out = f->stats;
 	out->host_log_suppressed = f->host_log_suppressed;
+	out->host_log_capped = f->host_log_capped;
 	out->ttl_s = f->cfg.ttl_s;
 	out->etcd_down_since_ns = f->etcd_down ? f->etcd_down_since_ns : 0;
 	fed_http_stats_t hs;

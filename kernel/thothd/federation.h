@@ -99,7 +99,8 @@ typedef struct thothd_federation_stats {
 	bool watching;                  /* the watch stream is open */
 	uint32_t ttl_s;                 /* the host lease's TTL */
 	uint64_t etcd_down_since_ns;    /* CLOCK_MONOTONIC since etcd stopped answering; 0: it answers */
-	uint64_t host_log_suppressed;   /* host going/coming lines held back by their limit */
+	uint64_t host_log_suppressed;   /* host going/coming lines held back by their limit or the cap */
+	uint64_t host_log_capped;       /* of those, by the cap on all hosts' lines together */
 } thothd_federation_stats_t;
 
 

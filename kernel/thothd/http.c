@@ -14,6 +14,7 @@
  *   /metrics      Prometheus text exposition (http_live.c)
  *   /lifecycle.json  recent lifecycle events (lifecycle.c, OBS-3)
  *   /federation.json the federation (SCALE-3), as thothctl status --json's "federation"
+ *   /services.json   the registered instances with their last load reports (SCALE-3)
  *   /events       Server-Sent Events, one `data:` object a second
  *   /trace.json?from_ns=A&to_ns=B   Chrome JSON of that window (Perfetto),
  *                 made on a worker thread, at most EXPORTS_MAX at once
@@ -928,6 +929,66 @@ static enum MHD_Result serve_federation(thothd_http_t *h, struct MHD_Connection 
 	return reply(conn, MHD_HTTP_OK, "application/json", b.p, b.len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* S (LEN bytes, not NUL-terminated: the registry's) as a JSON string. */
+static void jstr_n(thothd_jbuf_t *b, const char *s, size_t len)
+{
+	char *z = strndup(s ? s : "", s ? len : 0);
+	if (!z) {
+		b->failed = true;
+		return;
+	}
+	thothd_jstr(b, z);
+	free(z);
+}
+
+static const char *locality_text(thoth_common_Locality_t l)
+{
+	switch (l) {
+	case THOTH_COMMON_LOCALITY_NUMA: return "numa";
+	case THOTH_COMMON_LOCALITY_HOST: return "host";
+	case THOTH_COMMON_LOCALITY_REMOTE: return "remote";
+	default: return "any";
+	}
+}
+
+/* SCALE-3: the registered instances and the load each last reported, as
+ * `thothctl services --json` gives them (utilization_permille and qps, 0
+ * and 0 until a report).  Names, versions and addresses may be other
+ * hosts' strings: escaped by thothd_jstr, shown through textContent.  The
+ * first SERVICES_LISTED in the registry's order; "total" counts all. */
+#define SERVICES_LISTED 1024u
+static enum MHD_Result serve_services(thothd_http_t *h, struct MHD_Connection *conn)
+{
+	thothd_jbuf_t b = { 0 };
+	thothd_t *d = h->d;
+	const thoth_registry_Instance_t **inst = NULL;
+	size_t n = 0;
+	if (d->registry && thoth_registry_list(d->registry, thoth_str(""), THOTH_COMMON_LOCALITY_ANY, thothd_now(d),
+					       &inst, &n))
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot list the registry\n");
+	thothd_jput(&b, "{\"total\":%zu,\"services\":[", n);
+	for (size_t i = 0; i < n && i < SERVICES_LISTED; i++) {
+		const thoth_registry_Registration_t *r = &inst[i]->registration;
+		thothd_jput(&b, "%s{\"name\":", i ? "," : "");
+		jstr_n(&b, r->name.ptr, r->name.len);
+		thothd_jput(&b, ",\"version\":");
+		jstr_n(&b, r->version.ptr, r->version.len);
+		thothd_jput(&b, ",\"endpoint\":");
+		jstr_n(&b, r->endpoint.addr.ptr, r->endpoint.addr.len);
+		thothd_jput(&b, ",\"locality\":\"%s\",\"instance_id\":%llu,\"pid\":%u,\"utilization_permille\":%u,"
+			    "\"qps\":%u}", locality_text(r->endpoint.locality),
+			    (unsigned long long)r->endpoint.instance_id, r->endpoint.pid,
+			    inst[i]->utilization_permille, inst[i]->qps);
+	}
+	free(inst);
+	thothd_jput(&b, "]}\n");
+	if (b.failed) {
+		free(b.p);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the services\n");
+	}
+	return reply(conn, MHD_HTTP_OK, "application/json", b.p, b.len, MHD_RESPMEM_MUST_FREE);
+}
+
 static void export_unlink(thothd_http_t *h, export_job_t *j)
 {
 	if (!j->linked)
@@ -1208,6 +1269,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return serve_lifecycle(h, conn);
 	if (strcmp(url, "/federation.json") == 0)
 		return serve_federation(h, conn);
+	if (strcmp(url, "/services.json") == 0)
+		return serve_services(h, conn);
 	const char *path = strcmp(url, "/") == 0 ? "/index.html" : url;
 	for (size_t i = 0; i < thothd_web_file_count; i++) {
 		const thothd_web_file_t *f = &thothd_web_files[i];

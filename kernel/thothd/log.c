@@ -91,20 +91,30 @@ void thothd_log(thothd_log_level_t level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
+/* LIMIT's tokens brought up to NOW (a bucket never used starts full). */
+static void limit_refill(thothd_log_limit_t *limit, uint64_t now)
 {
-	if (!thothd_log_enabled(level))
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	if (!limit->last_ns)
 		limit->tokens = limit->burst;
-	else
+	else if (now > limit->last_ns)
 		limit->tokens += (double)(now - limit->last_ns) * 1e-9 * limit->per_second;
 	if (limit->tokens > limit->burst)
 		limit->tokens = limit->burst;
 	limit->last_ns = now;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
+{
+	if (!thothd_log_enabled(level))
+		return;
+	limit_refill(limit, mono_ns());
 	if (limit->tokens < 1.0) {
 		limit->suppressed++;
 		limit->suppressed_total++;
@@ -116,6 +126,34 @@ void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, con
 	log_line(level, fmt, ap, limit->suppressed);
 	va_end(ap);
 	limit->suppressed = 0;
+}
+
+int thothd_log_limited_both(thothd_log_limit_t *limit, thothd_log_limit_t *all, thothd_log_level_t level,
+			    const char *fmt, ...)
+{
+	if (!thothd_log_enabled(level))
+		return 0;
+	uint64_t now = mono_ns();
+	limit_refill(limit, now);
+	limit_refill(all, now);
+	if (limit->tokens < 1.0 || all->tokens < 1.0) {
+		/* Counted against the source's own limit either way, so that
+		 * its next line logged says how many of its lines were not. */
+		limit->suppressed++;
+		limit->suppressed_total++;
+		if (limit->tokens < 1.0)
+			return 1;
+		all->suppressed_total++;
+		return 2;
+	}
+	limit->tokens -= 1.0;
+	all->tokens -= 1.0;
+	va_list ap;
+	va_start(ap, fmt);
+	log_line(level, fmt, ap, limit->suppressed);
+	va_end(ap);
+	limit->suppressed = 0;
+	return 0;
 }
 
 bool thothd_log_limit_flush(thothd_log_limit_t *limit, thothd_log_level_t level, const char *what)

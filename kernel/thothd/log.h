@@ -40,6 +40,15 @@ typedef struct thothd_log_limit {
 
 void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* As thothd_log_limited, under two limits: LIMIT (one source's) and ALL
+ * (every source's together, a cap on their sum).  A line is written only
+ * when both have a token, and then takes one of each; a line held back by
+ * ALL leaves LIMIT's token (its source has not spent it) and is counted in
+ * LIMIT's suppressed (said with that source's next line) and in ALL's
+ * suppressed_total.  Returns 0 written (or the level is off), 1 held back
+ * by LIMIT, 2 by ALL. */
+int thothd_log_limited_both(thothd_log_limit_t *limit, thothd_log_limit_t *all, thothd_log_level_t level,
+			    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The end of a burst: when LIMIT has lines suppressed that no line has
  * said yet (none passed since), one line "WHAT: N similar lines
  * suppressed" now, outside the bucket; returns whether it wrote one.

@@ -17,7 +17,9 @@ only the count needs the machine to itself); neither, all.
     with the published HiKey table) are on the stream and in /metrics,
     labelled modelled, and consistent with each other and the table;
   - thothd does not wake up with no client, before and after one came;
-  - `thothctl status --json` reports dashboard_url.
+  - `thothctl status --json` reports dashboard_url;
+  - /services.json lists the registered instances with the load each last
+    reported, as `thothctl services --json` does, and the page has its panel.
 """
 import json
 import os
@@ -323,6 +325,43 @@ def test_metrics_with_a_power_element_pass_promtool(build):
     print("ok: /metrics with a PM element passes promtool check metrics")
 
 
+def test_services_json_shows_the_load_reports(s):
+    """A service reporting a known load (pool_service --load: 37.5 % busy,
+    1234 qps): /services.json gives its last report as `thothctl services
+    --json` does, the echo instances (no report) 0 and 0; the page has the
+    panel and reads services.json."""
+    s.spawn([os.path.join(BUILD, "tests/pool/pool_service"), "--runtime-dir", s.rt, "--name", "loadrep",
+             "--load", "0.375,1234"])
+
+    def reported():
+        code, _, body = s.get("/services.json")
+        if code != 200:
+            fail("/services.json: %s %r" % (code, body[:200]))
+        doc = json.loads(body)
+        mine = [x for x in doc["services"] if x["name"] == "loadrep"]
+        return mine and mine[0]["qps"] == 1234 and (doc, mine[0])
+    doc, mine = wait_for("loadrep's load report in /services.json", reported)
+    if mine["utilization_permille"] != 375 or mine["locality"] not in ("host", "numa") or mine["pid"] <= 0:
+        fail("loadrep in /services.json: %r" % mine)
+    if doc["total"] != len(doc["services"]):
+        fail("total %s but %d listed" % (doc["total"], len(doc["services"])))
+    ctl = s.thothctl("services", "loadrep")
+    rows = [json.loads(l) for l in ctl.stdout.splitlines() if l.strip()]
+    exact = [r for r in rows if r["name"] == "loadrep"]
+    if len(exact) != 1 or (exact[0]["utilization_permille"], exact[0]["qps"], exact[0]["pid"],
+                           exact[0]["endpoint"]) != (375, 1234, mine["pid"], mine["endpoint"]):
+        fail("thothctl services --json says %r, /services.json %r" % (exact, mine))
+    echo = [x for x in doc["services"] if x["name"] == "echo"]
+    if len(echo) < 2 or any(x["utilization_permille"] or x["qps"] for x in echo):
+        fail("echo instances (they report no load) in /services.json: %r" % echo)
+    page = s.get("/")[2].decode()
+    script = s.get("/dashboard.js")[2].decode()
+    if 'id="t-services"' not in page or 'withToken("services.json")' not in script \
+            or "% busy, " not in script:
+        fail("the page has no services panel reading services.json")
+    print("ok: /services.json shows loadrep's report (37.5 % busy, 1234 qps) as thothctl services does")
+
+
 def main():
     if PART != "idle":
         with System(BUILD, env={"THOTH_SYSFS_ROOT": FIXTURE}, governed=True) as s:
@@ -331,6 +370,7 @@ def main():
             tick = test_event_stream_delivers_live_data(s)
             test_metrics_pass_promtool(s)
             test_window_exports_as_chrome_json(s, tick)
+            test_services_json_shows_the_load_reports(s)
         test_metrics_with_a_power_element_pass_promtool(BUILD)
     if PART != "live":
         test_idle_thothd_never_wakes_without_a_client(BUILD)

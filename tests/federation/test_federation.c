@@ -28,6 +28,7 @@
 #include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -293,8 +294,10 @@ static void b64(const char *in, size_t n, char *out)
  * True when etcd said 200. */
 static bool etcd_post(cluster_t *c, const char *path, const char *body, char *resp, size_t cap)
 {
-	char req[2048];
-	int rl = snprintf(req, sizeof req, "POST %s HTTP/1.0\r\nContent-Type: application/json\r\n"
+	size_t req_cap = strlen(body) + 256;
+	char *req = malloc(req_cap);
+	assert_non_null(req);
+	int rl = snprintf(req, req_cap, "POST %s HTTP/1.0\r\nContent-Type: application/json\r\n"
 			  "Content-Length: %zu\r\n\r\n%s", path, strlen(body), body);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(c->client_port),
@@ -312,6 +315,7 @@ static bool etcd_post(cluster_t *c, const char *path, const char *body, char *re
 	}
 	if (fd >= 0)
 		close(fd);
+	free(req);
 	return ok;
 }
 
@@ -333,6 +337,33 @@ static bool etcd_delete(cluster_t *c, const char *key)
 	b64(key, strlen(key), kb);
 	snprintf(body, sizeof body, "{\"key\":\"%s\"}", kb);
 	return etcd_post(c, "/v3/kv/deleterange", body, resp, sizeof resp);
+}
+
+/* Put (VALUE non-NULL) or delete each of the N keys KEYS in one etcd
+ * transaction: one revision, so the watch brings all of them at once. */
+static bool etcd_txn(cluster_t *c, const char *const *keys, size_t n, const char *value)
+{
+	size_t cap = 64 + n * 2200;
+	char *body = malloc(cap), resp[512];
+	assert_non_null(body);
+	size_t len = (size_t)snprintf(body, cap, "{\"success\":[");
+	for (size_t i = 0; i < n; i++) {
+		char kb[512], vb[1024];
+		b64(keys[i], strlen(keys[i]), kb);
+		if (value) {
+			b64(value, strlen(value), vb);
+			len += (size_t)snprintf(body + len, cap - len,
+						"%s{\"requestPut\":{\"key\":\"%s\",\"value\":\"%s\"}}", i ? "," : "",
+						kb, vb);
+		} else {
+			len += (size_t)snprintf(body + len, cap - len, "%s{\"requestDeleteRange\":{\"key\":\"%s\"}}",
+						i ? "," : "", kb);
+		}
+	}
+	snprintf(body + len, cap - len, "]}");
+	bool ok = etcd_post(c, "/v3/kv/txn", body, resp, sizeof resp);
+	free(body);
+	return ok;
 }
 
 /*
@@ -1559,8 +1590,84 @@ static void test_federation_a_churning_host_does_not_hide_another_hosts_lines(vo
 	assert_true(suppressed > 0);
 }
 
-int main(void)
+static uint64_t mono_ns(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The value of /metrics' series NAME on HOST (its dashboard), or fail. */
+static unsigned long long metric_value(harness_t *host, const char *name)
+{
+	static char body[1 << 20];
+	assert_true(dashboard_get(host, "/metrics", body, sizeof body));
+	char want[128];
+	snprintf(want, sizeof want, "\n%s ", name);
+	const char *m = strstr(body, want);
+	if (!m)
+		fail_msg("/metrics has no %s", name);
+	return strtoull(m + strlen(want), NULL, 10);
+}
+
+/*
+ * Many hosts churning at once (fedpool47).  Each host id has its own limit
+ * (20 at once, 5/s) in one of 64 slots, so 64 churning hosts could log 64 x
+ * what one may; a cap on all hosts' lines together (100 at once, then
+ * 20/s) now bounds the sum.  64 hosts each come and go 10 times, each
+ * round one etcd transaction (one revision): 1280 going/coming events,
+ * plus the quiet host's coming at the end.  Counted, not timed: every
+ * event is either a line in the log or counted as held back
+ * (thoth_federation_host_log_suppressed_total), and the lines logged are
+ * at most the cap's 100 + 20 per second of the whole run (measured here,
+ * plus a second): the old per-host limits alone let about 900 through.
+ */
+static void test_federation_many_churning_hosts_are_capped_together(void **state)
+{
+	NEED_ETCD();
+	cluster_t *c = *state;
+	etcd_start(c);
+	host_start_with_dashboard(c, 0);
+	expect_log(&c->host[0], "holds lease", 10000);
+	expect_metrics(&c->host[0], "thoth_federation_watching 1\n", NULL, NULL, 10000);
+	enum { HOSTS = 64, ROUNDS = 10 };
+	static char names[HOSTS][64];
+	const char *keys[HOSTS];
+	for (int i = 0; i < HOSTS; i++) {
+		snprintf(names[i], sizeof names[i], "/thoth/v1/inst/churn%02d/1", i);
+		keys[i] = names[i];
+	}
+	const char *v = "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7030\"}";
+	uint64_t t0 = mono_ns();
+	for (int r = 0; r < ROUNDS; r++) {
+		assert_true(etcd_txn(c, keys, HOSTS, v));
+		assert_true(etcd_txn(c, keys, HOSTS, NULL));
+	}
+	assert_true(etcd_put(c, "/thoth/v1/inst/quiet/1",
+			     "{\"name\":\"echo\",\"version\":\"1.0.0\",\"addr\":\"tcp:127.0.0.1:7031\"}"));
+	expect_list(&c->host[0], "tcp:127.0.0.1:7031", 20000);  /* the watch is in order: all applied */
+	unsigned long long suppressed = metric_value(&c->host[0], "thoth_federation_host_log_suppressed_total");
+	unsigned long long capped = metric_value(&c->host[0], "thoth_federation_host_log_capped_total");
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	int logged = log_count(c->host[0].log, "federation: host churn") +
+		     log_count(c->host[0].log, "federation: host quiet offers its first instance here");
+	int events = HOSTS * ROUNDS * 2 + 1;
+	double bound = 100.0 + 20.0 * (secs + 1.0);
+	fprintf(stderr, "# %d going/coming events of %d hosts in %.1f s: %d logged (cap: at most %.0f), "
+		"%llu held back, %llu of them by the cap\n", events, HOSTS + 1, secs, logged, bound, suppressed,
+		capped);
+	assert_int_equal((unsigned long long)logged + suppressed, (unsigned long long)events);
+	assert_true(logged <= bound);
+	assert_true(capped <= suppressed);
+	if (events > bound)
+		assert_true(capped > 0);
+	assert_int_equal(harness_stop_thothd(&c->host[0]), 0);     /* LeakSanitizer's exit status under ASan */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);        /* one test by name, for a developer */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_federation_registration_visible_on_other_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_federation_etcd_restart_loses_and_duplicates_nothing, setup,
@@ -1580,6 +1687,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_a_churning_host_does_not_hide_another_hosts_lines,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_federation_many_churning_hosts_are_capped_together, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_status_lists_the_first_256_hosts_by_id, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_federation_status_with_a_long_etcd_url_is_answered, setup,

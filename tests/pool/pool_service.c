@@ -2,13 +2,15 @@
  * pool_service - one instance of the pool tests' service (pooltest.tidl).
  *
  *   pool_service --runtime-dir DIR [--name NAME] [--slow F] [--stall-ms N]
- *                [--report-ms N] [--shard-id K] [--hostile MODE] [--tcp]
+ *                [--report-ms N] [--load U,Q] [--shard-id K] [--hostile MODE] [--tcp]
  *
  * --slow F multiplies the CPU each call burns (the benchmark's 10x-slower
  * instance); --stall-ms N makes every call take N ms of wall time without
  * answering anything else meanwhile (a hung instance: timeouts, ejection);
  * --report-ms N reports utilisation and qps to thothd every N ms
- * (thoth_service_report_load).  It serves both Work and Shard on one socket
+ * (thoth_service_report_load); --load U,Q reports utilisation U and Q qps
+ * instead of what it measured (a known report for the dashboard's test;
+ * every 100 ms unless --report-ms says otherwise).  It serves both Work and Shard on one socket
  * per interface: NAME for Work, NAME-shard for Shard (as shard K: its
  * registration's instance_id is K + 1, THOTH_POOL_SHARD_ID).  --tcp serves
  * Work over TCP on loopback instead (DIR/cluster.token), registered at its
@@ -127,6 +129,7 @@ static const thoth_pooltest_Shard_handlers_t shard_handlers = { .get = on_get, .
 static thoth_service_t *services[2];
 static uint32_t report_ms;
 static uint64_t last_wall, last_cpu, last_calls;
+static double fixed_util = -1.0, fixed_qps;     /* --load: reported as they are */
 
 static uint64_t wall_ns(void)
 {
@@ -143,6 +146,10 @@ static void report(thoth_loop_t *loop, thoth_timer_t *timer, void *arg)
 	double dt = (double)(w - last_wall) / 1e9;
 	if (dt > 0) {
 		double util = (double)(c - last_cpu) / 1e9 / dt, qps = (double)(calls - last_calls) / dt;
+		if (fixed_util >= 0.0) {
+			util = fixed_util;
+			qps = fixed_qps;
+		}
 		(void)thoth_service_report_load(services[0], util, qps);
 	}
 	last_wall = w;
@@ -169,6 +176,7 @@ int main(int argc, char **argv)
 		{ "shard-id", required_argument, NULL, 'K' },
 		{ "hostile", required_argument, NULL, 'H' },
 		{ "tcp", no_argument, NULL, 'T' },
+		{ "load", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL, *name = "pooltest", *hostile = NULL;
@@ -185,9 +193,18 @@ int main(int argc, char **argv)
 		case 'K': shard_id = atol(optarg); break;
 		case 'H': hostile = optarg; break;
 		case 'T': tcp = true; break;
+		case 'L':
+			if (sscanf(optarg, "%lf,%lf", &fixed_util, &fixed_qps) != 2 || fixed_util < 0.0) {
+				fprintf(stderr, "pool_service: --load wants U,Q (utilisation >= 0, qps), not %s\n",
+					optarg);
+				return 2;
+			}
+			if (!report_ms)
+				report_ms = 100;
+			break;
 		default:
 			fprintf(stderr, "usage: pool_service --runtime-dir DIR [--name N] [--slow F] "
-				"[--stall-ms N] [--report-ms N] [--shard-id K] [--hostile MODE] [--tcp]\n");
+				"[--stall-ms N] [--report-ms N] [--load U,Q] [--shard-id K] [--hostile MODE] [--tcp]\n");
 			return 2;
 		}
 	}

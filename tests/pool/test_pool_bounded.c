@@ -22,6 +22,10 @@
  *     with shard_algo set), and for replicas (instances sharing a shard
  *     id): the bound per shard, each key on one replica, a dead replica's
  *     keys on its sibling and no other key moved (pool46);
+ *   - a shard that stops answering (SIGSTOP) is ejected by the call
+ *     timeout, not lost: its calls time out once each, its keys go where
+ *     a table over the others puts them, its late answers are dropped
+ *     (fedpool47);
  *   - `thothctl services` shows an instance's last load report (pool46).
  *
  * Why waves.  Bounded loads bound the calls *in flight* on a member (what
@@ -921,6 +925,217 @@ static void bounded_live(fixture_t *f, thoth_shard_algo_t algo, int victim_shard
 			check_served(f, k);
 }
 
+/* ---- ejection (not death) under bounded loads ---------------------------------- */
+
+static int eject_victim;                /* instance index */
+static thoth_pool_t *eject_pool;
+static bool victim_ejected(fixture_t *f)
+{
+	thoth_pool_instance_t in[MAXI];
+	size_t n = thoth_pool_instances(eject_pool, in, MAXI);
+	for (size_t i = 0; i < n && i < MAXI; i++)
+		if (in[i].pid == (uint32_t)f->pid[eject_victim])
+			return in[i].ejected && in[i].ejections == 1;
+	return false;
+}
+
+static bool victim_answered_all(fixture_t *f)
+{
+	thoth_pool_instance_t in[MAXI];
+	size_t n = thoth_pool_instances(eject_pool, in, MAXI);
+	for (size_t i = 0; i < n && i < MAXI; i++)
+		if (in[i].pid == (uint32_t)f->pid[eject_victim])
+			return in[i].outstanding == 0;
+	return false;
+}
+
+/*
+ * A shard that stops answering under bounded-load routing (SIGSTOP: alive,
+ * registered, its socket open, so nothing but the pool's call timeout
+ * tells) is ejected, not lost: pool with call_timeout_ms 3 s (12 under a
+ * sanitizer; generous: only the stopped shard's calls should reach it),
+ * eject_consecutive 2, and an ejection
+ * long enough (10 min) that it is not readmitted during the test.  Checked:
+ *   - before: 40 waves of 16 Zipf(1.1) calls over four shards with the
+ *     bound, and 256 uniform keys one at a time, each at its home;
+ *   - the stop: waves (each led by a key whose home is the victim) until
+ *     the pool ejects it; every call where a table over the four ids puts
+ *     it, those on the victim answered once with THOTH_E_TIMEDOUT, every
+ *     other answered by the shard the table names;
+ *   - SIGCONT: the victim wakes and answers its timed-out calls late; the
+ *     pool drops those answers (none reaches a callback twice) and keeps it
+ *     ejected;
+ *   - the same 256 keys: each lands where a table over the three others
+ *     puts it (so a key moves only if that table moves it: all of the
+ *     victim's, and exactly the others' that Maglev's table moves), none on
+ *     the victim; then 40 waves of 12 over the three with the bound;
+ *   - every call of the run answered exactly once; what each instance
+ *     says it served at exit: the three, what their clients were answered
+ *     by them; the victim, exactly the calls that timed out on it (it ran
+ *     each once, late; none was run elsewhere too).
+ */
+static void test_an_ejected_shard_s_keys_move_where_the_table_over_the_others_puts_them(void **state)
+{
+	fixture_t *f = *state;
+	zipf_init();
+	thoth_pool_config_t cfg = { .runtime_dir = f->h.dir, .name = "pooltest-shard",
+				    .iface = &thoth_pooltest_Shard_info, .seed = 7, .shard_bounded = true,
+				    .call_timeout_ms = THOTH_TEST_DEADLINE_MS(3000), .eject_consecutive = 2,
+				    .eject_base_ms = 600000, .eject_max_ms = 600000 };
+	char why[200];
+	if (thoth_pool_new(f->loop, &cfg, &f->bounded, why, sizeof why))
+		fail_msg("thoth_pool_new: %s", why);
+	eject_pool = f->bounded;
+	wait_usable(f, f->bounded, N);
+	const int vic = 1;
+	eject_victim = vic;
+	uint64_t ids[N];
+	int shards[N];
+	for (int k = 0; k < N; k++) {
+		ids[k] = THOTH_POOL_SHARD_ID(k);
+		shards[k] = k;
+	}
+	thoth_shard_table_t *t = mirror(ids, N);
+	uint64_t rng = 0x13198a2e03707344ull, keys[W];
+	tally_t b = { 0 };
+	for (int wave = 0; wave < 40; wave++) {
+		for (int j = 0; j < W; j++)
+			keys[j] = zipf_key(&rng);
+		uint32_t first = start_wave(f, f->bounded, keys, W);
+		finish_wave(f);
+		check_wave(f, t, shards, N, keys, first, W, NULL, 0, &b);
+	}
+	uint64_t ak[AKEYS];
+	int before[AKEYS], after[AKEYS];
+	for (uint64_t j = 0; j < AKEYS; j++) {
+		uint64_t x = 0xe1ec7000 + j;
+		ak[j] = thoth_shard_key(&x, sizeof x);
+	}
+	one_at_a_time(f, f->bounded, ak, AKEYS, before);
+	for (int j = 0; j < AKEYS; j++)
+		assert_int_equal(f->shard_of[before[j]], (int)thoth_shard_lookup(t, ak[j]));
+
+	/* The vic stops answering. */
+	uint64_t victim_key = 0;
+	for (uint64_t x = 1; !victim_key; x++) {
+		uint64_t k = thoth_shard_key(&x, sizeof x);
+		if (thoth_shard_lookup(t, k) == (uint32_t)vic)
+			victim_key = k;
+	}
+	assert_int_equal(kill(f->pid[vic], SIGSTOP), 0);
+	uint32_t timed_out = 0, stop_first = f->next;
+	int waves = 0;
+	while (!victim_ejected(f)) {
+		if (++waves > 4)
+			fail_msg("the stopped shard is not ejected after %d waves (%u calls timed out on it)",
+				 waves - 1, timed_out);
+		keys[0] = victim_key;
+		for (int j = 1; j < W; j++)
+			keys[j] = zipf_key(&rng);
+		uint32_t first = start_wave(f, f->bounded, keys, W);
+		finish_wave(f);
+		uint32_t held[W];
+		for (uint32_t j = 0; j < W; j++) {
+			uint32_t i = first + j;
+			assert_int_equal(f->answers[i], 1);
+			held[j] = thoth_shard_acquire(t, keys[j]);
+			if ((int)held[j] == vic) {
+				if (f->err[i] != THOTH_E_TIMEDOUT)
+					fail_msg("call %u, placed on the stopped shard: %s, want a timeout", i,
+						 f->err[i] ? thoth_strerror(f->err[i]) : "answered");
+				timed_out++;
+			} else {
+				if (f->err[i])
+					fail_msg("call %u (shard %u): %s", i, held[j], thoth_strerror(f->err[i]));
+				assert_int_equal(shard_of_pid(f, f->pid_of[i]), (int)held[j]);
+			}
+		}
+		for (uint32_t j = 0; j < W; j++)
+			thoth_shard_release(t, held[j]);
+	}
+	assert_true(timed_out >= 2);
+	assert_int_equal(thoth_pool_usable(f->bounded), N - 1);
+	fprintf(stderr, "# SIGSTOP of shard %d: ejected after %d wave(s), %u of its calls timed out\n", vic,
+		waves, timed_out);
+
+	/* It wakes and answers the timed-out calls late: dropped, and it stays out. */
+	assert_int_equal(kill(f->pid[vic], SIGCONT), 0);
+	if (!run_until(f, victim_answered_all, 10000))
+		fail_msg("the woken shard did not answer its timed-out calls");
+	assert_true(victim_ejected(f));
+	for (uint32_t i = 0; i < f->next; i++)
+		assert_int_equal(f->answers[i], 1);
+
+	uint64_t ids3[N - 1];
+	int shards3[N - 1];
+	for (int k = 0, m = 0; k < N; k++)
+		if (k != vic) {
+			ids3[m] = THOTH_POOL_SHARD_ID(k);
+			shards3[m++] = k;
+		}
+	thoth_shard_table_t *t3 = mirror(ids3, N - 1);
+	one_at_a_time(f, f->bounded, ak, AKEYS, after);
+	uint32_t moved = 0, moved_other = 0, table_moves_other = 0;
+	for (int j = 0; j < AKEYS; j++) {
+		int want3 = shards3[thoth_shard_lookup(t3, ak[j])];
+		assert_int_equal(f->shard_of[after[j]], want3);
+		if (before[j] == vic) {
+			moved++;
+			continue;
+		}
+		moved_other += after[j] != before[j];
+		table_moves_other += want3 != f->shard_of[before[j]];
+	}
+	fprintf(stderr, "# ejection of shard %d: %u of %d keys moved (its own), %u of the others' (the table "
+		"over the three moves %u)\n", vic, moved, AKEYS, moved_other, table_moves_other);
+	assert_true(moved > 0);
+	assert_int_equal(moved_other, table_moves_other);
+
+	tally_t ty = { 0 };
+	uint64_t zk[W3];
+	for (int wave = 0; wave < 40; wave++) {
+		for (int j = 0; j < W3; j++)
+			zk[j] = zipf_key(&rng);
+		uint32_t fw = start_wave(f, f->bounded, zk, W3);
+		finish_wave(f);
+		check_wave(f, t3, shards3, N - 1, zk, fw, W3, NULL, 0, &ty);
+	}
+	double r3 = max_over_avg(ty.served, shards3, N - 1);
+	fprintf(stderr, "# after the ejection: %u calls over 3 shards, max/avg %.3f\n", ty.calls, r3);
+	assert_true(r3 <= 1.25 + 1e-9);
+	assert_true(victim_ejected(f));
+
+	/* Every call answered once; each timed-out call ran once, on the vic. */
+	uint32_t failed = 0;
+	for (uint32_t i = 0; i < f->next; i++) {
+		assert_int_equal(f->answers[i], 1);
+		failed += f->err[i] != 0;
+		if (f->err[i])
+			assert_true(i >= stop_first);
+	}
+	assert_int_equal(failed, timed_out);
+	thoth_pool_stats_t st;
+	thoth_pool_stats(f->bounded, &st);
+	assert_int_equal(st.failed, timed_out);
+	assert_int_equal(st.ejections, 1);
+	assert_int_equal(st.retried, 0);
+	thoth_shard_table_free(t);
+	thoth_shard_table_free(t3);
+	for (int k = 0; k < N; k++)
+		if (k != vic)
+			check_served(f, k);
+	int st_v = harness_kill(&f->h, f->pid[vic], SIGTERM);
+	assert_true(WIFEXITED(st_v) && WEXITSTATUS(st_v) == 0);
+	long said = served_by(f, f->pid[vic]);
+	fprintf(stderr, "# the ejected shard served %ld calls in all; %u of its calls timed out\n", said,
+		timed_out);
+	uint32_t answered_by_victim = 0;
+	for (uint32_t i = 0; i < f->next; i++)
+		answered_by_victim += !f->err[i] && f->pid_of[i] == (uint32_t)f->pid[vic];
+	assert_int_equal(said, (long)(answered_by_victim + timed_out));
+	f->pid[vic] = -1;
+}
+
 static void test_jump_bounded_loads_hold_live_and_a_killed_shard_moves_only_its_keys(void **state)
 {
 	/* jump's shards grow and shrink at the end: the last one dies */
@@ -1210,6 +1425,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_replicas_share_their_shard_s_keys_and_a_dead_one_s_stay_on_its_sibling,
 			setup_replicas, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_an_ejected_shard_s_keys_move_where_the_table_over_the_others_puts_them, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_thothctl_services_shows_an_instance_s_reported_load, setup_bare,
 						teardown),
 	};

@@ -2,7 +2,9 @@
  * test_thothd_log.c - thothd's log line as a reader sees it: a message
  * longer than the line's room ends "..." after its last whole letter
  * (cut silently it looked whole), a short one carries no mark, and a
- * peer's control bytes are escaped either way.
+ * peer's control bytes are escaped either way.  And the two limits of
+ * thothd_log_limited_both (a source's own, and a cap on all sources):
+ * which holds a line back, and what the next line says of it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,6 +141,56 @@ static void test_a_long_line_of_overrides_is_cut_whole(void **state)
 		assert_memory_equal(text + i, "\\u{202e}", 8);
 }
 
+/* Two sources under their own limits (3 lines each) and a cap on both
+ * (4 lines): no refill (0 per second), so the counts are exact.  A is
+ * held back by its own limit after 3, B by the cap after 1 (A spent 3 of
+ * its 4); B's held-back lines are said with its next line once the cap
+ * has room, and counted in the cap's total. */
+static void test_a_cap_over_all_sources_holds_back_what_their_own_limits_let_through(void **state)
+{
+	(void)state;
+	thothd_log_limit_t a = { .burst = 3 }, b = { .burst = 3 }, all = { .burst = 4 };
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	assert_int_equal(dup2(fileno(tmp), 2), 2);
+	int ra[5], rb[3], rlast;
+	for (int i = 0; i < 5; i++)
+		ra[i] = thothd_log_limited_both(&a, &all, THOTHD_LOG_INFO, "host a %d", i);
+	for (int i = 0; i < 3; i++)
+		rb[i] = thothd_log_limited_both(&b, &all, THOTHD_LOG_INFO, "host b %d", i);
+	all.tokens = 1.0;               /* the cap has room again (a refill, without waiting) */
+	rlast = thothd_log_limited_both(&b, &all, THOTHD_LOG_INFO, "host b last");
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	assert_int_equal(ra[0], 0);
+	assert_int_equal(ra[1], 0);
+	assert_int_equal(ra[2], 0);
+	assert_int_equal(ra[3], 1);     /* A's own limit */
+	assert_int_equal(ra[4], 1);
+	assert_int_equal(rb[0], 0);     /* the cap's 4th line */
+	assert_int_equal(rb[1], 2);     /* the cap, while B's own limit has room */
+	assert_int_equal(rb[2], 2);
+	assert_int_equal(rlast, 0);
+	assert_int_equal(a.suppressed_total, 2);
+	assert_int_equal(b.suppressed_total, 2);
+	assert_int_equal(all.suppressed_total, 2);
+	assert_int_equal(b.suppressed, 0);      /* said with "host b last" */
+	rewind(tmp);
+	char line[512];
+	int lines = 0, said = 0;
+	while (fgets(line, sizeof line, tmp)) {
+		lines++;
+		if (strstr(line, "host b last (2 similar lines suppressed)"))
+			said++;
+	}
+	fclose(tmp);
+	assert_int_equal(lines, 5);     /* a 0-2, b 0, b last */
+	assert_int_equal(said, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_a_line_that_just_fits_is_unmarked),
 		cmocka_unit_test(test_a_peers_bidi_and_format_characters_are_escaped),
 		cmocka_unit_test(test_a_long_line_of_overrides_is_cut_whole),
+		cmocka_unit_test(test_a_cap_over_all_sources_holds_back_what_their_own_limits_let_through),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
