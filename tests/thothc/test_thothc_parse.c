@@ -246,6 +246,27 @@ static void test_duplicate_field_ordinal_is_error(void **state)
 	expect_bad_schema("duplicate_field_ordinal.tidl");
 }
 
+/* A method name used three times: each later use reported once, naming
+ * the interface and the first use (it was "duplicate method name 'get'",
+ * twice at the third: once per earlier use). Ordinals alike. */
+static void test_duplicate_method_names_name_the_first_once(void **state)
+{
+	(void)state;
+	expect_error_at(HEADER "interface I {\n  1: get();\n  2: get();\n  3: get();\n  3: put();\n}",
+			"duplicate method name 'get' in interface 'I' (first at line 4)", 5, 3);
+	const tidl_program_t *p = tidl_test_prog();
+	size_t names = 0, ords = 0;
+	for (size_t i = 0; i < tidl_program_diag_count(p); i++) {
+		const tidl_diag_t *d = tidl_program_diag(p, i);
+		names += strstr(d->message, "duplicate method name") != NULL;
+		ords += strstr(d->message, "duplicate method ordinal") != NULL;
+	}
+	if (names != 2 || ords != 1)
+		tidl_test_dump(p);
+	assert_int_equal(names, 2);     /* lines 5 and 6 */
+	assert_int_equal(ords, 1);      /* line 7 */
+}
+
 static void test_field_using_a_reserved_ordinal_is_error(void **state)
 {
 	expect_bad_schema("field_uses_reserved_ordinal.tidl");
@@ -851,6 +872,7 @@ int main(void)
 		T(test_recursion_through_a_list_is_allowed),
 		T(test_list_nesting_of_16_is_accepted),
 		T(test_duplicate_field_ordinal_is_error),
+		T(test_duplicate_method_names_name_the_first_once),
 		T(test_field_using_a_reserved_ordinal_is_error),
 		T(test_field_ordinals_may_leave_gaps),
 		T(test_reserved_struct_ordinals_with_and_without_a_type_are_accepted),

@@ -45,6 +45,19 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 			 !memcmp(ps->file->source, "\xef\xbb\xbf", 3))
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
 				  "the file starts with a UTF-8 byte-order mark (EF BB BF): save it without one");
+		else if (ps->tok.loc.line == 1 && ps->tok.loc.col == 1 && ps->file->source_len >= 2 &&
+			 (!memcmp(ps->file->source, "\xff\xfe", 2) || !memcmp(ps->file->source, "\xfe\xff", 2)))
+			/* an editor's "Unicode" (Windows Notepad's): it was "unexpected
+			 * byte 0xff", which does not say what is wrong with the file */
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "the file is UTF-16 (it starts with the byte-order mark %s): a schema is UTF-8 "
+				  "(ASCII outside comments and strings); save it as UTF-8",
+				  (unsigned char)ps->file->source[0] == 0xff ? "FF FE" : "FE FF");
+		else if (ps->tok.punct == '\0')
+			/* UTF-16 without a byte-order mark has a NUL beside every ASCII letter */
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "unexpected byte 0x00 (NUL): a schema is text, UTF-8 (is the file UTF-16, or "
+				  "not a schema?)");
 		else if ((unsigned char)ps->tok.punct >= 0x80)
 			/* a name in another script, or a BOM: say what is allowed */
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
