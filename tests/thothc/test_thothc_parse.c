@@ -725,6 +725,22 @@ static void test_input_larger_than_4_MiB_is_refused(void **state)
 
 /* ---- syntax errors: message, location and the printed form --------------- */
 
+/* A '}' missing: the end of the file said only "expected a field ordinal
+ * or '}', found end of file", at the last line; it names the open
+ * declaration and its line now (a new user's first mistake in a long file). */
+static void test_a_missing_close_brace_names_the_open_declaration(void **state)
+{
+	(void)state;
+	expect_error_at(HEADER "struct A {\n  1: u8 a;\n}\nstruct S {\n  1: u8 a;\n",
+			"expected a field ordinal or '}', found end of file: struct 'S' (line 6) is not closed "
+			"(a '}' is missing)", 8, 1);
+	expect_error_at(HEADER "enum E : u8 {\n  A = 0;\n", "enum 'E' (line 3) is not closed", 5, 1);
+	expect_error_at(HEADER "interface I {\n  1: m();\n", "interface 'I' (line 3) is not closed", 5, 1);
+	/* closed ones are not named: the end of a complete file is plain */
+	expect_error_at(HEADER "struct A {\n}\nstruct", "expected a struct name, found end of file", 5, 0);
+	assert_null(tidl_test_find_diag(tidl_test_prog(), "is not closed"));
+}
+
 static void test_unterminated_block_comment_is_error(void **state)
 {
 	expect_error_at(HEADER "/* no end\nstruct S {}", "unterminated comment", 3, 1);
@@ -928,6 +944,7 @@ int main(void)
 		T(test_semantic_errors_are_all_collected),
 		T(test_diagnostics_are_capped_but_all_errors_counted),
 		T(test_input_larger_than_4_MiB_is_refused),
+		T(test_a_missing_close_brace_names_the_open_declaration),
 		T(test_unterminated_block_comment_is_error),
 		T(test_unterminated_import_string_is_error),
 		T(test_missing_package_is_error),

@@ -70,6 +70,11 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 		else
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "unexpected byte 0x%02x",
 			     (unsigned char)ps->tok.punct);
+	} else if (ps->tok.kind == T_EOF && ps->open_kind) {
+		/* a '}' missing: the end of the file is not where the mistake is */
+		tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+			  "%s, found end of file: %s '%s' (line %u) is not closed (a '}' is missing)", buf,
+			  ps->open_kind, ps->open_name, ps->open_line);
 	} else {
 		char d[64];
 		tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "%s, found %s", buf,
@@ -558,6 +563,9 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 	d->u.enum_.underlying = ut->kind;
 	if (!parse_annotations(ps, &a, false) || !expect_punct(ps, '{', "to open the enum"))
 		return;
+	ps->open_kind = "enum";
+	ps->open_name = d->name;
+	ps->open_line = d->loc.line;
 	set_since(d, &a);
 	vec_t values = { .size = sizeof(tidl_enum_value_t) };
 	vec_t reserved = { .size = sizeof(tidl_reserved_t) };
@@ -604,6 +612,7 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 	}
 	if (!expect_punct(ps, '}', "to close the enum"))
 		return;
+	ps->open_kind = NULL;
 	d->u.enum_.values = values.items;
 	d->u.enum_.n_values = values.n;
 	d->u.enum_.reserved = reserved.items;
@@ -651,6 +660,9 @@ static void parse_struct(parser_t *ps, vec_t *decls)
 	if (!(d->name = expect_ident(ps, "a struct name", &d->loc)) || !parse_annotations(ps, &a, false) ||
 	    !expect_punct(ps, '{', "to open the struct"))
 		return;
+	ps->open_kind = "struct";
+	ps->open_name = d->name;
+	ps->open_line = d->loc.line;
 	set_since(d, &a);
 	vec_t fields = { .size = sizeof(tidl_field_t) };
 	vec_t reserved = { .size = sizeof(tidl_field_t) };
@@ -663,6 +675,7 @@ static void parse_struct(parser_t *ps, vec_t *decls)
 		}
 	}
 	expect_punct(ps, '}', "to close the struct");
+	ps->open_kind = NULL;
 	d->u.struct_.fields = fields.items;
 	d->u.struct_.n_fields = fields.n;
 	d->u.struct_.reserved = reserved.items;
@@ -712,6 +725,9 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	if (!(d->name = expect_ident(ps, "an interface name", &d->loc)) ||
 	    !parse_annotations_at(ps, &a, ANNOT_INTERFACE) || !expect_punct(ps, '{', "to open the interface"))
 		return;
+	ps->open_kind = "interface";
+	ps->open_name = d->name;
+	ps->open_line = d->loc.line;
 	set_since(d, &a);
 	d->u.iface.shard_algo = a.sharded;
 	vec_t methods = { .size = sizeof(tidl_method_t) };
@@ -789,6 +805,7 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 		m->idempotent = a.idempotent;
 	}
 	expect_punct(ps, '}', "to close the interface");
+	ps->open_kind = NULL;
 	d->u.iface.methods = methods.items;
 	d->u.iface.n_methods = methods.n;
 	d->u.iface.reserved = reserved.items;
