@@ -741,6 +741,23 @@ static void test_a_missing_close_brace_names_the_open_declaration(void **state)
 	assert_null(tidl_test_find_diag(tidl_test_prog(), "is not closed"));
 }
 
+/* Keywords are names where the grammar expects a name (docs/IDL.md): a
+ * two-way method called oneway was "expected a method name, found '('". */
+static void test_a_method_may_be_called_oneway(void **state)
+{
+	(void)state;
+	tidl_file_t *f = expect_ok(HEADER "interface I {\n  1: oneway(u8 a) -> (u8 b);\n"
+				   "  2: oneway oneway2(u8 a);\n  3: oneway reserved();\n}\n");
+	const tidl_decl_t *d = f->decls[0];
+	assert_int_equal(d->u.iface.n_methods, 3);
+	assert_string_equal(d->u.iface.methods[0].name, "oneway");
+	assert_false(d->u.iface.methods[0].oneway);
+	assert_int_equal(d->u.iface.methods[0].n_results, 1);
+	assert_true(d->u.iface.methods[1].oneway);
+	assert_string_equal(d->u.iface.methods[2].name, "reserved");
+	assert_true(d->u.iface.methods[2].oneway);
+}
+
 static void test_unterminated_block_comment_is_error(void **state)
 {
 	expect_error_at(HEADER "/* no end\nstruct S {}", "unterminated comment", 3, 1);
@@ -945,6 +962,7 @@ int main(void)
 		T(test_diagnostics_are_capped_but_all_errors_counted),
 		T(test_input_larger_than_4_MiB_is_refused),
 		T(test_a_missing_close_brace_names_the_open_declaration),
+		T(test_a_method_may_be_called_oneway),
 		T(test_unterminated_block_comment_is_error),
 		T(test_unterminated_import_string_is_error),
 		T(test_missing_package_is_error),

@@ -753,8 +753,16 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 			return;
 		m->ordinal = ordinal32(ps, ord, m->loc, &m->bad_ordinal);
 		if (is_word(ps, "oneway")) {
-			m->oneway = true;
-			tidl_lex(ps);
+			/* "1: oneway(u8 a);" is a method named oneway, as
+			 * "reserved = 3;" is an enum value: a keyword only where
+			 * the grammar expects it (it was "expected a method
+			 * name, found '('") */
+			parser_t ahead = *ps;
+			tidl_lex(&ahead);
+			if (!(ahead.tok.kind == T_PUNCT && ahead.tok.punct == '(')) {
+				m->oneway = true;
+				tidl_lex(ps);
+			}
 		}
 		vec_t params = { .size = sizeof(tidl_field_t) }, results = { .size = sizeof(tidl_field_t) };
 		tidl_loc_t name_loc;
