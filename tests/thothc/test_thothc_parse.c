@@ -686,7 +686,7 @@ static void test_name_longer_than_64_characters_is_error(void **state)
 	char text[256];
 	snprintf(text, sizeof text, HEADER "struct %065d {}", 0);
 	text[strlen(HEADER) + 7] = 'S';         /* an identifier, not a number */
-	expect_error_at(text, "name longer than 64 characters", 3, 8);
+	expect_error_at(text, "name longer than 64 characters ('S0000000000000000000...' has 65)", 3, 8);
 }
 
 static void test_semantic_errors_are_all_collected(void **state)
