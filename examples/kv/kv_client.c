@@ -8,14 +8,16 @@
  * the generated stubs, close.  Results point into the channel until the
  * next call on it.
  */
+#define _POSIX_C_SOURCE 200809L         /* clock_gettime, nanosleep under -std=c11 */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include <thoth/channel.h>
+#include <thoth/idl/registry.thoth.h>  /* as installed: copied out of the tree, it builds */
+#include <thoth/service.h>
+
 #include "kv.thoth.h"
-#include "registry.thoth.h"
-#include "thoth/channel.h"
-#include "thoth/service.h"
 
 /* The endpoint of a live "kv" into ADDR.  A service registers in the
  * background after it starts, so a client started with it asks again

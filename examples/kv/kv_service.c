@@ -59,6 +59,9 @@ static entry_t *find(thoth_str_t key)
 static int on_put(void *self, const example_kv_Kv_put_req_t *req, example_kv_Kv_put_resp_t *resp,
 		  thoth_arena_t *arena)
 {
+	(void)self;     /* the store is this file's: no per-server state */
+	(void)resp;     /* put() answers nothing but its status */
+	(void)arena;
 	entry_t *e = find(req->key);
 	/* every client's puts together: refused, not grown, past the bound */
 	uint64_t after = held - (e ? e->len : 0) + (e ? 0 : req->key.len + ENTRY_COST) + req->value.len;
@@ -90,6 +93,8 @@ static int on_put(void *self, const example_kv_Kv_put_req_t *req, example_kv_Kv_
 static int on_get(void *self, const example_kv_Kv_get_req_t *req, example_kv_Kv_get_resp_t *resp,
 		  thoth_arena_t *arena)
 {
+	(void)self;
+	(void)arena;    /* the answer points at the stored value: nothing to build */
 	entry_t *e = find(req->key);
 	if (!e)
 		return EXAMPLE_KV_ERR_NOT_FOUND;     /* the client sees THOTH_E_REMOTE + "NotFound" */
@@ -100,6 +105,7 @@ static int on_get(void *self, const example_kv_Kv_get_req_t *req, example_kv_Kv_
 
 static void on_forget(void *self, const example_kv_Kv_forget_req_t *req)
 {
+	(void)self;
 	entry_t *e = find(req->key);
 	if (!e)
 		return;
@@ -116,11 +122,15 @@ static void on_forget(void *self, const example_kv_Kv_forget_req_t *req)
 #ifndef KV_SERVICE_NO_MAIN   /* test_kv_handlers includes this file for its handlers */
 static void on_stop(thoth_loop_t *loop, const struct signalfd_siginfo *info, void *arg)
 {
+	(void)info;     /* which signal: either stops us */
+	(void)arg;
 	thoth_loop_stop(loop);
 }
 
 static void on_state(void *arg, thoth_service_state_t state, int err, const char *why)
 {
+	(void)arg;
+	(void)err;      /* WHY says it in words */
 	static const char *const names[] = { "connecting to thothd", "registered", "refused" };
 	fprintf(stderr, "kv-service: %s%s%s\n", names[state], *why ? ": " : "", why);
 }

@@ -236,6 +236,19 @@ static void test_lint_reports_an_unreserved_gap(void **state)
 		       "method ordinal 3 of interface 'I' is neither a method nor reserved", 3);
 }
 
+/* An enum without a value 0 was silent: an absent field, or a request
+ * initialised with { 0 }, then holds a value the schema does not name. A
+ * reserved 0 is a choice; a strict enum without one is sema's error. */
+static void test_lint_reports_an_enum_without_a_zero_value(void **state)
+{
+	expect_finding(H "enum Prio : u8 {\n  LOW = 1;\n  HIGH = 2;\n}\n",
+		       "enum 'Prio' has no value 0: an absent field, or one initialised to 0, holds a value "
+		       "it does not name; add one (UNSPECIFIED = 0;, say) [zero]", 3);
+	expect_finding(H "enum Sign : i8 {\n  NEG = -1;\n  POS = 1;\n}\n", "enum 'Sign' has no value 0", 3);
+	assert_int_equal(lint(H "enum Prio : u8 {\n  reserved 0;\n  LOW = 1;\n}\n"), 0);
+	assert_int_equal(lint(H "enum Sign : i8 {\n  NEG = -1;\n  NONE = 0;\n}\n"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +265,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_lint_reports_an_unused_import, lint_teardown),
 		cmocka_unit_test_teardown(test_lint_reports_reuse_of_a_retired_name, lint_teardown),
 		cmocka_unit_test_teardown(test_lint_reports_an_unreserved_gap, lint_teardown),
+		cmocka_unit_test_teardown(test_lint_reports_an_enum_without_a_zero_value, lint_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,6 +90,24 @@ static void test_a_schema_that_loads_generates(void **state)
 	assert_int_equal(gen_disk(f, dir, NULL), THOTHC_GEN_OK);
 }
 
+/* A stub's comment quotes its method's annotation whole: it read
+ * "@requires(batch", the parenthesis never closed. */
+static void test_a_stubs_comment_quotes_its_requires_whole(void **state)
+{
+	(void)state;
+	tidl_file_t *f = load("r.tidl", "package r;\nversion 1.0;\nfeature batch = 0;\n"
+				       "interface I { 1: m() @requires(batch); }\n");
+	thothc_gen_out_t out;
+	assert_int_equal(thothc_gen_c_mem(f, &out), THOTHC_GEN_OK);
+	const char *want = "/* r.tidl:4: 1: m(...) @requires(batch) */\n";
+	char *h = strndup(out.h, out.h_len);
+	assert_non_null(h);
+	if (!strstr(h, want))
+		fail_msg("no \"%s\" in the header:\n%s", want, h);
+	free(h);
+	thothc_gen_out_free(&out);
+}
+
 /* The method 'info' makes the C name of the interface's info record. */
 static void test_names_that_make_one_c_name_are_refused(void **state)
 {
@@ -169,6 +187,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_a_schema_that_loads_generates),
+		T(test_a_stubs_comment_quotes_its_requires_whole),
 		T(test_names_that_make_one_c_name_are_refused),
 		T(test_two_header_names_alike_are_refused),
 		T(test_a_system_package_elsewhere_is_refused),

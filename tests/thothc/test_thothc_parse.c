@@ -246,6 +246,27 @@ static void test_duplicate_field_ordinal_is_error(void **state)
 	expect_bad_schema("duplicate_field_ordinal.tidl");
 }
 
+/* A method name used three times: each later use reported once, naming
+ * the interface and the first use (it was "duplicate method name 'get'",
+ * twice at the third: once per earlier use). Ordinals alike. */
+static void test_duplicate_method_names_name_the_first_once(void **state)
+{
+	(void)state;
+	expect_error_at(HEADER "interface I {\n  1: get();\n  2: get();\n  3: get();\n  3: put();\n}",
+			"duplicate method name 'get' in interface 'I' (first at line 4)", 5, 3);
+	const tidl_program_t *p = tidl_test_prog();
+	size_t names = 0, ords = 0;
+	for (size_t i = 0; i < tidl_program_diag_count(p); i++) {
+		const tidl_diag_t *d = tidl_program_diag(p, i);
+		names += strstr(d->message, "duplicate method name") != NULL;
+		ords += strstr(d->message, "duplicate method ordinal") != NULL;
+	}
+	if (names != 2 || ords != 1)
+		tidl_test_dump(p);
+	assert_int_equal(names, 2);     /* lines 5 and 6 */
+	assert_int_equal(ords, 1);      /* line 7 */
+}
+
 static void test_field_using_a_reserved_ordinal_is_error(void **state)
 {
 	expect_bad_schema("field_uses_reserved_ordinal.tidl");
@@ -665,7 +686,7 @@ static void test_name_longer_than_64_characters_is_error(void **state)
 	char text[256];
 	snprintf(text, sizeof text, HEADER "struct %065d {}", 0);
 	text[strlen(HEADER) + 7] = 'S';         /* an identifier, not a number */
-	expect_error_at(text, "name longer than 64 characters", 3, 8);
+	expect_error_at(text, "name longer than 64 characters ('S0000000000000000000...' has 65)", 3, 8);
 }
 
 static void test_semantic_errors_are_all_collected(void **state)
@@ -703,6 +724,39 @@ static void test_input_larger_than_4_MiB_is_refused(void **state)
 }
 
 /* ---- syntax errors: message, location and the printed form --------------- */
+
+/* A '}' missing: the end of the file said only "expected a field ordinal
+ * or '}', found end of file", at the last line; it names the open
+ * declaration and its line now (a new user's first mistake in a long file). */
+static void test_a_missing_close_brace_names_the_open_declaration(void **state)
+{
+	(void)state;
+	expect_error_at(HEADER "struct A {\n  1: u8 a;\n}\nstruct S {\n  1: u8 a;\n",
+			"expected a field ordinal or '}', found end of file: struct 'S' (line 6) is not closed "
+			"(a '}' is missing)", 8, 1);
+	expect_error_at(HEADER "enum E : u8 {\n  A = 0;\n", "enum 'E' (line 3) is not closed", 5, 1);
+	expect_error_at(HEADER "interface I {\n  1: m();\n", "interface 'I' (line 3) is not closed", 5, 1);
+	/* closed ones are not named: the end of a complete file is plain */
+	expect_error_at(HEADER "struct A {\n}\nstruct", "expected a struct name, found end of file", 5, 0);
+	assert_null(tidl_test_find_diag(tidl_test_prog(), "is not closed"));
+}
+
+/* Keywords are names where the grammar expects a name (docs/IDL.md): a
+ * two-way method called oneway was "expected a method name, found '('". */
+static void test_a_method_may_be_called_oneway(void **state)
+{
+	(void)state;
+	tidl_file_t *f = expect_ok(HEADER "interface I {\n  1: oneway(u8 a) -> (u8 b);\n"
+				   "  2: oneway oneway2(u8 a);\n  3: oneway reserved();\n}\n");
+	const tidl_decl_t *d = f->decls[0];
+	assert_int_equal(d->u.iface.n_methods, 3);
+	assert_string_equal(d->u.iface.methods[0].name, "oneway");
+	assert_false(d->u.iface.methods[0].oneway);
+	assert_int_equal(d->u.iface.methods[0].n_results, 1);
+	assert_true(d->u.iface.methods[1].oneway);
+	assert_string_equal(d->u.iface.methods[2].name, "reserved");
+	assert_true(d->u.iface.methods[2].oneway);
+}
 
 static void test_unterminated_block_comment_is_error(void **state)
 {
@@ -851,6 +905,7 @@ int main(void)
 		T(test_recursion_through_a_list_is_allowed),
 		T(test_list_nesting_of_16_is_accepted),
 		T(test_duplicate_field_ordinal_is_error),
+		T(test_duplicate_method_names_name_the_first_once),
 		T(test_field_using_a_reserved_ordinal_is_error),
 		T(test_field_ordinals_may_leave_gaps),
 		T(test_reserved_struct_ordinals_with_and_without_a_type_are_accepted),
@@ -906,6 +961,8 @@ int main(void)
 		T(test_semantic_errors_are_all_collected),
 		T(test_diagnostics_are_capped_but_all_errors_counted),
 		T(test_input_larger_than_4_MiB_is_refused),
+		T(test_a_missing_close_brace_names_the_open_declaration),
+		T(test_a_method_may_be_called_oneway),
 		T(test_unterminated_block_comment_is_error),
 		T(test_unterminated_import_string_is_error),
 		T(test_missing_package_is_error),

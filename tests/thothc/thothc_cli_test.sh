@@ -126,6 +126,17 @@ expect 0 '' "$thothc" gen --lang c -o "$tmp/idl-example" "$tmp/idl-example/regis
 printf '\357\273\277package a;\nversion 1.0;\n' >"$tmp/bom.tidl"
 expect 2 'bom.tidl:1:1: error: the file starts with a UTF-8 byte-order mark (EF BB BF): save it without one' \
 	"$thothc" gen --lang c -o "$tmp" "$tmp/bom.tidl"
+# A file saved as UTF-16 (Windows Notepad's "Unicode") was "unexpected byte
+# 0xff", and a NUL byte "unexpected byte 0x00": say what the file is.
+printf '\377\376p\000a\000' >"$tmp/utf16le.tidl"
+expect 2 'utf16le.tidl:1:1: error: the file is UTF-16 (it starts with the byte-order mark FF FE): a schema is UTF-8' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/utf16le.tidl"
+printf '\376\377\000p\000a' >"$tmp/utf16be.tidl"
+expect 2 'utf16be.tidl:1:1: error: the file is UTF-16 (it starts with the byte-order mark FE FF)' \
+	"$thothc" lint "$tmp/utf16be.tidl"
+printf 'package a;\nversion 1.0;\nstruct S {\n}\n\000struct T {\n}\n' >"$tmp/nul.tidl"
+expect 2 'nul.tidl:5:1: error: unexpected byte 0x00 (NUL): a schema is text, UTF-8' \
+	"$thothc" gen --lang c -o "$tmp" "$tmp/nul.tidl"
 printf 'package a;\nversion 1.0;\n// caf\303\251 in a comment is fine\nstruct Caf\303\251 {\n}\n' >"$tmp/name.tidl"
 expect 2 'name.tidl:4:11: error: unexpected byte 0xc3: outside comments and strings a schema is ASCII' \
 	"$thothc" gen --lang c -o "$tmp" "$tmp/name.tidl"

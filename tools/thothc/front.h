@@ -120,6 +120,10 @@ typedef struct parser {
 	tidl_loc_t prev_end;            /* just after the token before tok */
 	bool failed;
 	bool keep_comments;             /* lex comments as T_COMMENT tokens */
+	/* The declaration whose body is open ('{' read, '}' not yet): an end
+	 * of file inside it says where it opened, not only "found end of file" */
+	const char *open_kind, *open_name;
+	uint32_t open_line;
 } parser_t;
 
 /* The next token of PS into PS->tok (T_EOF at the end, T_BAD with a reason). */

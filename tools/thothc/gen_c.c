@@ -1007,9 +1007,10 @@ static void emit_interface_header(gen_t *g, const tidl_decl_t *d)
 	/* client stubs */
 	for (size_t k = 0; k < d->u.iface.n_methods; k++) {
 		const tidl_method_t *m = &d->u.iface.methods[k];
-		sb_addf(h, "/* %s: %u: %s%s(...)%s%s */\n", loc_str(&m->loc), m->ordinal,
+		sb_addf(h, "/* %s: %u: %s%s(...)%s%s%s */\n", loc_str(&m->loc), m->ordinal,
 			m->oneway ? "oneway " : "", m->name,
-			m->requires ? " @requires(" : "", m->requires ? m->requires->name : "");
+			m->requires ? " @requires(" : "", m->requires ? m->requires->name : "",
+			m->requires ? ")" : "");
 		if (m->requires)
 			sb_addf(h, "/* fails with THOTH_E_NO_FEATURE unless %sFEATURE_%s was negotiated */\n",
 				g->up, upper(m->requires->name));

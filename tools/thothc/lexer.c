@@ -3,6 +3,7 @@
  * every read bounds-checked (the fuzzer feeds it arbitrary bytes).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "front.h"
@@ -80,9 +81,15 @@ void tidl_lex(parser_t *ps)
 		while (ps->cur < ps->end && (is_ident_start(*ps->cur) || is_digit(*ps->cur)))
 			advance_char(ps);
 		t->kind = T_IDENT;
-		if ((size_t)(ps->cur - t->text) > MAX_NAME_LEN) {
+		size_t len = (size_t)(ps->cur - t->text);
+		if (len > MAX_NAME_LEN) {
+			/* how long, and what it begins with: the quoted line of a
+			 * long name is cut by the terminal, the caret at its start */
+			char *msg = tidl_palloc(ps->prog, 160);
+			snprintf(msg, 160, "name longer than %d characters ('%.20s...' has %zu)", MAX_NAME_LEN,
+				 t->text, len);
 			t->kind = T_BAD;
-			t->text = "name longer than 64 characters";
+			t->text = msg;
 			return;
 		}
 	} else if (is_digit(c)) {

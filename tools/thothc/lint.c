@@ -12,6 +12,9 @@
  *                    declaration has the name of one in an imported file
  *   [gap]            an ordinal below the highest is neither used nor
  *                    reserved, so it could be reused by accident
+ *   [zero]           a (flexible) enum has no value 0, so a zero-initialised
+ *                    or absent field holds a value it does not name (a
+ *                    strict enum without one is sema's error)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -177,6 +180,20 @@ int thothc_lint(const tidl_file_t *root, tidl_program_t *findings)
 				name_rule(&l, v->name, v->loc, "enum value", 2);
 				since_rule(&l, &run, v->has_since, v->since, v->name, v->loc, "enum value");
 			}
+			/* A field of the enum that an older writer leaves out, or a
+			 * C struct initialised with { 0 }, holds 0: a value the
+			 * schema does not name (protobuf requires one; a strict
+			 * enum here must have one). A reserved 0 is a choice made. */
+			bool zero = false;
+			for (size_t k = 0; k < d->u.enum_.n_values && !zero; k++)
+				zero = d->u.enum_.values[k].value == 0;
+			for (size_t k = 0; k < d->u.enum_.n_reserved && !zero; k++)
+				zero = d->u.enum_.reserved[k].value == 0;
+			if (!zero && !d->u.enum_.strict)
+				finding(&l, d->loc, "zero",
+					"enum '%s' has no value 0: an absent field, or one initialised to 0, "
+					"holds a value it does not name; add one (UNSPECIFIED = 0;, say)",
+					d->name);
 			break;
 		}
 		case TIDL_DECL_STRUCT: {

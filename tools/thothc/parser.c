@@ -45,6 +45,19 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 			 !memcmp(ps->file->source, "\xef\xbb\xbf", 3))
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
 				  "the file starts with a UTF-8 byte-order mark (EF BB BF): save it without one");
+		else if (ps->tok.loc.line == 1 && ps->tok.loc.col == 1 && ps->file->source_len >= 2 &&
+			 (!memcmp(ps->file->source, "\xff\xfe", 2) || !memcmp(ps->file->source, "\xfe\xff", 2)))
+			/* an editor's "Unicode" (Windows Notepad's): it was "unexpected
+			 * byte 0xff", which does not say what is wrong with the file */
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "the file is UTF-16 (it starts with the byte-order mark %s): a schema is UTF-8 "
+				  "(ASCII outside comments and strings); save it as UTF-8",
+				  (unsigned char)ps->file->source[0] == 0xff ? "FF FE" : "FE FF");
+		else if (ps->tok.punct == '\0')
+			/* UTF-16 without a byte-order mark has a NUL beside every ASCII letter */
+			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+				  "unexpected byte 0x00 (NUL): a schema is text, UTF-8 (is the file UTF-16, or "
+				  "not a schema?)");
 		else if ((unsigned char)ps->tok.punct >= 0x80)
 			/* a name in another script, or a BOM: say what is allowed */
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
@@ -57,6 +70,11 @@ static void syntax_error(parser_t *ps, const char *fmt, ...)
 		else
 			tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "unexpected byte 0x%02x",
 			     (unsigned char)ps->tok.punct);
+	} else if (ps->tok.kind == T_EOF && ps->open_kind) {
+		/* a '}' missing: the end of the file is not where the mistake is */
+		tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc,
+			  "%s, found end of file: %s '%s' (line %u) is not closed (a '}' is missing)", buf,
+			  ps->open_kind, ps->open_name, ps->open_line);
 	} else {
 		char d[64];
 		tidl_diag(ps->prog, ps->file, TIDL_ERROR, ps->tok.loc, "%s, found %s", buf,
@@ -545,6 +563,9 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 	d->u.enum_.underlying = ut->kind;
 	if (!parse_annotations(ps, &a, false) || !expect_punct(ps, '{', "to open the enum"))
 		return;
+	ps->open_kind = "enum";
+	ps->open_name = d->name;
+	ps->open_line = d->loc.line;
 	set_since(d, &a);
 	vec_t values = { .size = sizeof(tidl_enum_value_t) };
 	vec_t reserved = { .size = sizeof(tidl_reserved_t) };
@@ -591,6 +612,7 @@ static void parse_enum(parser_t *ps, vec_t *decls, bool strict)
 	}
 	if (!expect_punct(ps, '}', "to close the enum"))
 		return;
+	ps->open_kind = NULL;
 	d->u.enum_.values = values.items;
 	d->u.enum_.n_values = values.n;
 	d->u.enum_.reserved = reserved.items;
@@ -638,6 +660,9 @@ static void parse_struct(parser_t *ps, vec_t *decls)
 	if (!(d->name = expect_ident(ps, "a struct name", &d->loc)) || !parse_annotations(ps, &a, false) ||
 	    !expect_punct(ps, '{', "to open the struct"))
 		return;
+	ps->open_kind = "struct";
+	ps->open_name = d->name;
+	ps->open_line = d->loc.line;
 	set_since(d, &a);
 	vec_t fields = { .size = sizeof(tidl_field_t) };
 	vec_t reserved = { .size = sizeof(tidl_field_t) };
@@ -650,6 +675,7 @@ static void parse_struct(parser_t *ps, vec_t *decls)
 		}
 	}
 	expect_punct(ps, '}', "to close the struct");
+	ps->open_kind = NULL;
 	d->u.struct_.fields = fields.items;
 	d->u.struct_.n_fields = fields.n;
 	d->u.struct_.reserved = reserved.items;
@@ -699,6 +725,9 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 	if (!(d->name = expect_ident(ps, "an interface name", &d->loc)) ||
 	    !parse_annotations_at(ps, &a, ANNOT_INTERFACE) || !expect_punct(ps, '{', "to open the interface"))
 		return;
+	ps->open_kind = "interface";
+	ps->open_name = d->name;
+	ps->open_line = d->loc.line;
 	set_since(d, &a);
 	d->u.iface.shard_algo = a.sharded;
 	vec_t methods = { .size = sizeof(tidl_method_t) };
@@ -724,8 +753,16 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 			return;
 		m->ordinal = ordinal32(ps, ord, m->loc, &m->bad_ordinal);
 		if (is_word(ps, "oneway")) {
-			m->oneway = true;
-			tidl_lex(ps);
+			/* "1: oneway(u8 a);" is a method named oneway, as
+			 * "reserved = 3;" is an enum value: a keyword only where
+			 * the grammar expects it (it was "expected a method
+			 * name, found '('") */
+			parser_t ahead = *ps;
+			tidl_lex(&ahead);
+			if (!(ahead.tok.kind == T_PUNCT && ahead.tok.punct == '(')) {
+				m->oneway = true;
+				tidl_lex(ps);
+			}
 		}
 		vec_t params = { .size = sizeof(tidl_field_t) }, results = { .size = sizeof(tidl_field_t) };
 		tidl_loc_t name_loc;
@@ -776,6 +813,7 @@ static void parse_interface(parser_t *ps, vec_t *decls)
 		m->idempotent = a.idempotent;
 	}
 	expect_punct(ps, '}', "to close the interface");
+	ps->open_kind = NULL;
 	d->u.iface.methods = methods.items;
 	d->u.iface.n_methods = methods.n;
 	d->u.iface.reserved = reserved.items;

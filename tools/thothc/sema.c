@@ -501,14 +501,25 @@ void tidl_sema_file(tidl_program_t *p, tidl_file_t *f)
 				check_since(p, f, m->has_since, m->since, m->loc, m->name);
 				if (m->ordinal == 0)
 					tidl_diag(p, f, TIDL_ERROR, m->loc, "method ordinals start at 1");
-				for (size_t j = 0; j < k; j++) {
-					if (ms[j].ordinal == m->ordinal && !ms[j].bad_ordinal &&
-					    !m->bad_ordinal)
+				/* Each clash once, against the first holder: a name or
+				 * ordinal used three times was reported twice at the
+				 * third (once per earlier use), and a name's message
+				 * said neither where the first was nor which interface. */
+				bool ord_seen = false, name_seen = false;
+				for (size_t j = 0; j < k && !(ord_seen && name_seen); j++) {
+					if (!ord_seen && ms[j].ordinal == m->ordinal && !ms[j].bad_ordinal &&
+					    !m->bad_ordinal) {
+						ord_seen = true;
 						tidl_diag(p, f, TIDL_ERROR, m->loc,
 						     "duplicate method ordinal %u (first used at %s:%u:%u)",
 						     m->ordinal, ms[j].loc.file, ms[j].loc.line, ms[j].loc.col);
-					if (strcmp(ms[j].name, m->name) == 0)
-						tidl_diag(p, f, TIDL_ERROR, m->loc, "duplicate method name '%s'", m->name);
+					}
+					if (!name_seen && strcmp(ms[j].name, m->name) == 0) {
+						name_seen = true;
+						tidl_diag(p, f, TIDL_ERROR, m->loc,
+						     "duplicate method name '%s' in interface '%s' (first at line %u)",
+						     m->name, d->name, ms[j].loc.line);
+					}
 				}
 				if (m->requires_name) {
 					tidl_decl_t *fd = find_local(f, m->requires_name);
