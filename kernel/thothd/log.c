@@ -110,33 +110,18 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
-{
-	if (!thothd_log_enabled(level))
-		return;
-	limit_refill(limit, mono_ns());
-	if (limit->tokens < 1.0) {
-		limit->suppressed++;
-		limit->suppressed_total++;
-		return;
-	}
-	limit->tokens -= 1.0;
-	va_list ap;
-	va_start(ap, fmt);
-	log_line(level, fmt, ap, limit->suppressed);
-	va_end(ap);
-	limit->suppressed = 0;
-}
-
-int thothd_log_limited_both(thothd_log_limit_t *limit, thothd_log_limit_t *all, thothd_log_level_t level,
-			    const char *fmt, ...)
+/* One line against LIMIT and, where ALL is not NULL, against ALL too:
+ * 0 logged, 1 held back by LIMIT, 2 by ALL. */
+static int log_limited_v(thothd_log_limit_t *limit, thothd_log_limit_t *all, thothd_log_level_t level,
+			 const char *fmt, va_list ap)
 {
 	if (!thothd_log_enabled(level))
 		return 0;
 	uint64_t now = mono_ns();
 	limit_refill(limit, now);
-	limit_refill(all, now);
-	if (limit->tokens < 1.0 || all->tokens < 1.0) {
+	if (all)
+		limit_refill(all, now);
+	if (limit->tokens < 1.0 || (all && all->tokens < 1.0)) {
 		/* Counted against the source's own limit either way, so that
 		 * its next line logged says how many of its lines were not. */
 		limit->suppressed++;
@@ -147,13 +132,29 @@ int thothd_log_limited_both(thothd_log_limit_t *limit, thothd_log_limit_t *all, 
 		return 2;
 	}
 	limit->tokens -= 1.0;
-	all->tokens -= 1.0;
-	va_list ap;
-	va_start(ap, fmt);
+	if (all)
+		all->tokens -= 1.0;
 	log_line(level, fmt, ap, limit->suppressed);
-	va_end(ap);
 	limit->suppressed = 0;
 	return 0;
+}
+
+void thothd_log_limited(thothd_log_limit_t *limit, thothd_log_level_t level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_limited_v(limit, NULL, level, fmt, ap);
+	va_end(ap);
+}
+
+int thothd_log_limited_both(thothd_log_limit_t *limit, thothd_log_limit_t *all, thothd_log_level_t level,
+			    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = log_limited_v(limit, all, level, fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 bool thothd_log_limit_flush(thothd_log_limit_t *limit, thothd_log_level_t level, const char *what)
