@@ -455,9 +455,8 @@ static bool partial_answer(const thoth_control_t *ctl, size_t *have, size_t *wan
 	if (rd->consumed || !rd->len || !rd->buf)
 		return false;
 	*have = rd->len;
-	*want = 0;
-	if (rd->len >= THOTH_WIRE_HEADER_SIZE && thoth_le32(rd->buf) == THOTH_WIRE_MAGIC)
-		*want = THOTH_WIRE_HEADER_SIZE + (size_t)thoth_le32(rd->buf + 36);
+	if (thoth_wire_msg_size(rd->buf, rd->len, UINT32_MAX, want) != 1)
+		*want = 0;
 	return true;
 }
 
@@ -486,11 +485,13 @@ int thothctl_call_failed(thoth_control_t *ctl, const char *what, int r)
 	 * holds the header the transport refused; the client holds a reply
 	 * it could not take. */
 	const thoth_stream_reader_t *rd = &ctl->sock.reader;
-	bool header = rd->buf && rd->len >= THOTH_WIRE_HEADER_SIZE && !rd->consumed;
-	if (r == THOTH_E_TOO_LARGE && header && thoth_le32(rd->buf + 36) > rd->max_body) {
-		fprintf(stderr, "thothctl: %s: the answer from %s announces a body of %u bytes, more than "
-			"a message may hold (%u): refused unread\n", what, ctl->path, thoth_le32(rd->buf + 36),
-			rd->max_body);
+	size_t announced = 0;
+	if (r == THOTH_E_TOO_LARGE && rd->buf && !rd->consumed &&
+	    thoth_wire_msg_size(rd->buf, rd->len, UINT32_MAX, &announced) == 1 &&
+	    announced - THOTH_WIRE_HEADER_SIZE > rd->max_body) {
+		fprintf(stderr, "thothctl: %s: the answer from %s announces a body of %zu bytes, more than "
+			"a message may hold (%u): refused unread\n", what, ctl->path,
+			announced - THOTH_WIRE_HEADER_SIZE, rd->max_body);
 		return 1;
 	}
 	if (r == THOTH_E_BAD_MAGIC && rd->buf && rd->len >= 4 && !rd->consumed &&
